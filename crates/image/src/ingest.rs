@@ -1,0 +1,261 @@
+//! One pass over a layer blob: the bytes are written to a staged blob file and hashed,
+//! decompressed, hashed again (the diff id) and unpacked into a staged directory, all while
+//! streaming, with no second read. Only when both digests match what the manifest and config
+//! promised are the blob and the directory renamed into the store.
+//!
+//! Called by `pull` (bytes from the network, through a channel) and by `archive::load`
+//! (bytes from a file); it is synchronous and runs on a blocking thread.
+
+use std::io::{self, BufReader, Read, Write};
+
+use crate::digest::{Digest, Hasher, HashingReader};
+use crate::manifest::Compression;
+use crate::store::{Staged, Store, StoreError};
+use crate::unpack::{unpack_layer, UnpackError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("blob {digest}: digest mismatch: content hashes to {actual}")]
+    DigestMismatch { digest: Digest, actual: Digest },
+    #[error("blob {digest}: truncated or oversized: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        digest: Digest,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("layer {digest}: uncompressed content hashes to {actual}, but the image config says {expected}")]
+    DiffIdMismatch {
+        digest: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("layer {digest}: decompress")]
+    Decompress {
+        digest: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("layer {digest}: unpack")]
+    Unpack {
+        digest: String,
+        #[source]
+        source: UnpackError,
+    },
+    #[error("layer {digest}: write blob")]
+    WriteBlob {
+        digest: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the caller expects of the blob; `None` fields are learned from the content
+/// (`berth load` of a docker-archive does not know them up front).
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub digest: Option<Digest>,
+    pub size: Option<u64>,
+    pub diff_id: Option<Digest>,
+    pub compression: Compression,
+}
+
+/// What to do with the stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted {
+    pub blob: bool,
+    pub layer: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    pub digest: Digest,
+    pub size: u64,
+    pub diff_id: Digest,
+    pub unpacked_size: u64,
+}
+
+/// Hashes and copies every byte read through it into the staged blob file.
+struct Tee<'a, R> {
+    inner: R,
+    hasher: Hasher,
+    out: Option<&'a mut std::fs::File>,
+    write_error: Option<io::Error>,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        if let Some(out) = self.out.as_mut() {
+            if let Err(e) = out.write_all(&buf[..n]) {
+                // Report the disk error as such, not as a decompression failure.
+                let kind = e.kind();
+                self.write_error = Some(e);
+                return Err(io::Error::new(kind, "write blob"));
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn label(expected: &Expected) -> String {
+    expected
+        .digest
+        .as_ref()
+        .map_or_else(|| "(from archive)".to_string(), Digest::to_string)
+}
+
+/// Streams `reader` into the store as described above.
+pub fn ingest<R: Read>(
+    store: &Store,
+    reader: R,
+    expected: &Expected,
+    wanted: Wanted,
+) -> Result<Ingested, IngestError> {
+    let name = label(expected);
+    let (mut blob_file, blob_staged) = if wanted.blob {
+        let (f, s) = store.stage_file()?;
+        (Some(f), Some(s))
+    } else {
+        (None, None)
+    };
+    let layer_staged = if wanted.layer {
+        Some(store.stage_dir()?)
+    } else {
+        None
+    };
+    let mut tee = Tee {
+        inner: reader,
+        hasher: Hasher::default(),
+        out: blob_file.as_mut(),
+        write_error: None,
+    };
+    let result = decompress_and_unpack(&mut tee, expected.compression, layer_staged.as_ref());
+    if let Some(source) = tee.write_error.take() {
+        return Err(IngestError::WriteBlob {
+            digest: name,
+            source,
+        });
+    }
+    let (diff_id, unpacked_size) = result.map_err(|e| match e {
+        Failure::Decompress(source) => IngestError::Decompress {
+            digest: name.clone(),
+            source,
+        },
+        Failure::Unpack(source) => IngestError::Unpack {
+            digest: name.clone(),
+            source,
+        },
+    })?;
+    // The compressed stream may continue past the end of the compressed data (padding,
+    // trailing garbage): the digest covers it all.
+    io::copy(&mut tee, &mut io::sink()).map_err(|source| IngestError::Decompress {
+        digest: name.clone(),
+        source,
+    })?;
+    if let Some(source) = tee.write_error.take() {
+        return Err(IngestError::WriteBlob {
+            digest: name,
+            source,
+        });
+    }
+    let size = tee.hasher.len();
+    let digest = tee.hasher.finish();
+    check(expected, &digest, size, &diff_id)?;
+    if let (Some(f), Some(staged)) = (blob_file, blob_staged) {
+        f.sync_data().map_err(|source| IngestError::WriteBlob {
+            digest: name.clone(),
+            source,
+        })?;
+        drop(f);
+        store.commit_blob(staged, &digest)?;
+    }
+    if let Some(staged) = layer_staged {
+        store.commit_layer(staged, &diff_id)?;
+    }
+    Ok(Ingested {
+        digest,
+        size,
+        diff_id,
+        unpacked_size,
+    })
+}
+
+fn check(
+    expected: &Expected,
+    digest: &Digest,
+    size: u64,
+    diff_id: &Digest,
+) -> Result<(), IngestError> {
+    if let Some(want) = &expected.digest {
+        if let Some(want_size) = expected.size {
+            if want_size != size {
+                return Err(IngestError::SizeMismatch {
+                    digest: want.clone(),
+                    expected: want_size,
+                    actual: size,
+                });
+            }
+        }
+        if want != digest {
+            return Err(IngestError::DigestMismatch {
+                digest: want.clone(),
+                actual: digest.clone(),
+            });
+        }
+    }
+    if let Some(want) = &expected.diff_id {
+        if want != diff_id {
+            return Err(IngestError::DiffIdMismatch {
+                digest: digest.clone(),
+                expected: want.clone(),
+                actual: diff_id.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+enum Failure {
+    Decompress(io::Error),
+    Unpack(UnpackError),
+}
+
+/// Decompresses and (if a directory is given) unpacks; returns the diff id and the bytes of
+/// file data written.
+fn decompress_and_unpack<R: Read>(
+    compressed: R,
+    compression: Compression,
+    dir: Option<&Staged>,
+) -> Result<(Digest, u64), Failure> {
+    match compression {
+        Compression::None => tar_stream(compressed, dir),
+        Compression::Gzip => tar_stream(
+            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(256 << 10, compressed)),
+            dir,
+        ),
+        Compression::Zstd => {
+            let decoder = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(
+                256 << 10,
+                compressed,
+            ))
+            .map_err(Failure::Decompress)?;
+            tar_stream(decoder, dir)
+        }
+    }
+}
+
+fn tar_stream<R: Read>(tar: R, dir: Option<&Staged>) -> Result<(Digest, u64), Failure> {
+    let mut hashing = HashingReader::new(tar);
+    let unpacked = match dir {
+        Some(d) => match unpack_layer(&mut hashing, d.path()) {
+            Ok(stats) => stats.bytes,
+            Err(e) => return Err(Failure::Unpack(e)),
+        },
+        None => 0,
+    };
+    let (diff_id, _, _) = hashing.finish().map_err(Failure::Decompress)?;
+    Ok((diff_id, unpacked))
+}
