@@ -139,16 +139,28 @@ pub fn ingest<R: Read>(
             source,
         });
     }
-    let (diff_id, unpacked_size) = result.map_err(|e| match e {
-        Failure::Decompress(source) => IngestError::Decompress {
-            digest: name.clone(),
-            source,
-        },
-        Failure::Unpack(source) => IngestError::Unpack {
-            digest: name.clone(),
-            source,
-        },
-    })?;
+    let (diff_id, unpacked_size) = match result {
+        Ok(v) => v,
+        Err(failure) => {
+            // A bad blob (truncated, corrupted) usually surfaces as a decompression or tar
+            // error first: read the rest and name the blob as the cause when it is.
+            if io::copy(&mut tee, &mut io::sink()).is_ok() && tee.write_error.is_none() {
+                let size = tee.hasher.len();
+                let digest = std::mem::take(&mut tee.hasher).finish();
+                check_blob(expected, &digest, size)?;
+            }
+            return Err(match failure {
+                Failure::Decompress(source) => IngestError::Decompress {
+                    digest: name,
+                    source,
+                },
+                Failure::Unpack(source) => IngestError::Unpack {
+                    digest: name,
+                    source,
+                },
+            });
+        }
+    };
     // The compressed stream may continue past the end of the compressed data (padding,
     // trailing garbage): the digest covers it all.
     io::copy(&mut tee, &mut io::sink()).map_err(|source| IngestError::Decompress {
@@ -189,23 +201,7 @@ fn check(
     size: u64,
     diff_id: &Digest,
 ) -> Result<(), IngestError> {
-    if let Some(want) = &expected.digest {
-        if let Some(want_size) = expected.size {
-            if want_size != size {
-                return Err(IngestError::SizeMismatch {
-                    digest: want.clone(),
-                    expected: want_size,
-                    actual: size,
-                });
-            }
-        }
-        if want != digest {
-            return Err(IngestError::DigestMismatch {
-                digest: want.clone(),
-                actual: digest.clone(),
-            });
-        }
-    }
+    check_blob(expected, digest, size)?;
     if let Some(want) = &expected.diff_id {
         if want != diff_id {
             return Err(IngestError::DiffIdMismatch {
@@ -214,6 +210,29 @@ fn check(
                 actual: diff_id.clone(),
             });
         }
+    }
+    Ok(())
+}
+
+/// Checks the blob's own size and digest against its descriptor.
+fn check_blob(expected: &Expected, digest: &Digest, size: u64) -> Result<(), IngestError> {
+    let Some(want) = &expected.digest else {
+        return Ok(());
+    };
+    if let Some(want_size) = expected.size {
+        if want_size != size {
+            return Err(IngestError::SizeMismatch {
+                digest: want.clone(),
+                expected: want_size,
+                actual: size,
+            });
+        }
+    }
+    if want != digest {
+        return Err(IngestError::DigestMismatch {
+            digest: want.clone(),
+            actual: digest.clone(),
+        });
     }
     Ok(())
 }
