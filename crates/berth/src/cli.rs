@@ -65,6 +65,9 @@ pub enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage virtual machines (virt-install and virsh style)
+    #[command(subcommand)]
+    Vm(crate::commands::vm::VmCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,12 +5,18 @@ mod cli;
 mod commands;
 mod format;
 mod progress;
+mod runc;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Multi-call: invoked as `berth-runc`, this binary is a runc-compatible OCI runtime.
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    if std::path::Path::new(&argv0).file_name() == Some(std::ffi::OsStr::new("berth-runc")) {
+        return runc::main();
+    }
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,

@@ -2,6 +2,7 @@
 
 mod image;
 mod registry;
+pub mod vm;
 
 use std::process::ExitCode;
 
@@ -13,14 +14,17 @@ use crate::cli::{Cli, Command, ImageCommand};
 
 /// What every command may need, built lazily from the global flags.
 pub struct Ctx {
-    pub cli_root: std::path::PathBuf,
+    /// Persistent state (`--root`).
+    pub root: std::path::PathBuf,
+    /// Runtime state (`--run-root`).
+    pub run_root: std::path::PathBuf,
     pub insecure: Vec<String>,
 }
 
 impl Ctx {
     pub fn store(&self) -> Result<Store> {
-        Store::open(&self.cli_root)
-            .with_context(|| format!("open image store in {}", self.cli_root.display()))
+        Store::open(&self.root)
+            .with_context(|| format!("open image store in {}", self.root.display()))
     }
 
     pub fn registry(&self) -> Result<RegistryClient> {
@@ -43,7 +47,8 @@ pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let ctx = Ctx {
-        cli_root: cli.root,
+        root: cli.root,
+        run_root: cli.run_root,
         insecure: cli.insecure_registries,
     };
     match cli.command {
@@ -58,5 +63,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => image::inspect(&ctx, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => image::save(&ctx, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => image::load(&ctx, a),
+        Command::Vm(c) => vm::run(&ctx, c),
     }
 }

@@ -1,0 +1,1 @@
+//! Virtual machines: definitions, disks, ISO handling and the QEMU backend (typed command-line builder + QMP).
