@@ -357,6 +357,12 @@ impl LayerJob {
         } else {
             self.download(expected, !have_layer).await?
         };
+        // Start writing this layer back now, while other layers are still arriving, so the
+        // sync before the index update finds little left to do.
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.sync())
+            .await
+            .map_err(PullError::Worker)??;
         let unpacked_size = if have_layer {
             // Only the blob was missing; the directory was already there.
             match self.known_size {
@@ -382,7 +388,7 @@ impl LayerJob {
             .await?;
         self.progress
             .layer(&self.desc.digest, self.desc.size, LayerEvent::Downloading);
-        let (tx, rx) = mpsc::channel::<Bytes>(64);
+        let (tx, rx) = mpsc::channel::<Bytes>(8);
         let store = self.store.clone();
         let worker = tokio::task::spawn_blocking(move || {
             ingest(
