@@ -127,3 +127,47 @@ fn images_formats_and_inspect() {
     let err = b.fails(&["inspect", "missing:tag"]);
     assert!(err.contains("no such image: missing:tag"), "{err}");
 }
+
+#[test]
+fn kill_9_during_rmi_leaves_a_consistent_store() {
+    for delay_ms in [0u64, 2, 5, 10, 20] {
+        let b = Berth::new();
+        b.load_fixture("busybox.oci.tar", "busy");
+        b.load_fixture("layered.oci.tar", "layered");
+        let mut child = b
+            .cmd(&["rmi", "layered"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Whatever the index lists is whole on disk.
+        let index = b.index();
+        for img in index["images"].as_object().unwrap().values() {
+            for layer in img["layers"].as_array().unwrap() {
+                let diff = layer["diff_id"].as_str().unwrap();
+                assert!(
+                    b.images_dir().join("layers").join(&diff[7..]).is_dir(),
+                    "{diff} missing after kill at {delay_ms} ms"
+                );
+                let blob = layer["digest"].as_str().unwrap();
+                assert!(b
+                    .images_dir()
+                    .join("blobs/sha256")
+                    .join(&blob[7..])
+                    .is_file());
+            }
+        }
+        if b.ok(&["images"]).contains("layered") {
+            b.ok(&["rmi", "layered"]);
+        }
+        b.ok(&["image", "prune", "-f"]);
+        assert_eq!(
+            b.store_entries("layers").len(),
+            1,
+            "after kill at {delay_ms} ms"
+        );
+        assert!(b.store_entries("tmp").is_empty());
+    }
+}

@@ -308,3 +308,125 @@ fn skopeo_and_berth_agree_on_what_they_push_and_pull() {
         &format!("dir:{}", dir.path().join("img").display()),
     ]));
 }
+
+#[test]
+fn interrupted_pull_resumes_without_fetching_verified_layers_again() {
+    use crate::support::fake_registry::{Behaviour, FakeRegistry};
+    let expect: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("layered.expect.json")).unwrap()).unwrap();
+    let mut layers: Vec<(u64, String)> = expect["layers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|l| {
+            (
+                l["index"].as_u64().unwrap(),
+                l["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    layers.sort();
+    let (_, last) = layers.pop().unwrap();
+    let fake = FakeRegistry::start(
+        &fixture("layered.oci.tar"),
+        Behaviour {
+            fail: vec![(last.clone(), 500, usize::MAX)],
+            ..Behaviour::default()
+        },
+    );
+    let r = fake.reference("x/layered:latest");
+    let b = Berth::new();
+    let err = b.fails(&["pull", &r]);
+    assert!(err.contains(&last) && err.contains("500"), "{err}");
+    assert!(b.ok(&["images", "-q"]).is_empty());
+    // The layers that arrived were verified and kept.
+    let blobs = b.store_entries("blobs/sha256");
+    for (_, d) in &layers {
+        assert!(
+            blobs.contains(&d[7..].to_string()),
+            "verified layer {d} was not kept"
+        );
+    }
+
+    fake.set_behaviour(Behaviour::default());
+    b.ok(&["pull", &r]);
+    for (_, d) in &layers {
+        assert_eq!(
+            fake.count(&format!("GET /v2/x/layered/blobs/{d}")),
+            1,
+            "{d} fetched again"
+        );
+    }
+    assert_eq!(b.ok(&["images", "-q"]).lines().count(), 1);
+}
+
+#[test]
+fn multi_platform_index_resolves_to_the_host_platform() {
+    use crate::support::fake_registry::{Behaviour, FakeRegistry};
+    let fake = FakeRegistry::start(&fixture("busybox.oci.tar"), Behaviour::default());
+    let b = Berth::new();
+    let r = fake.reference("x/busybox:multi");
+    let out = b.ok(&["pull", &r]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&b.ok(&["image", "inspect", &r])).unwrap();
+    assert_eq!(
+        inspect[0]["Manifest"]["Digest"],
+        fixture_digest("busybox").as_str()
+    );
+    // The repo digest is the index's, as Docker records it.
+    let index_digest = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Digest: "))
+        .unwrap();
+    assert_ne!(index_digest, fixture_digest("busybox"));
+    assert_eq!(
+        inspect[0]["RepoDigests"][0],
+        format!("{}@{index_digest}", fake.reference("x/busybox"))
+    );
+    let err = b.fails(&["pull", "--platform", "linux/s390x", &r]);
+    assert!(
+        err.contains("no image for platform linux/s390x")
+            && err.contains("linux/arm64/v8, linux/amd64"),
+        "{err}"
+    );
+}
+
+#[test]
+fn docker_schema2_manifests_pull_like_oci_ones() {
+    let skopeo = require_tool("skopeo");
+    let reg = Registry::start();
+    let r = reg.reference("schema2/busybox:latest");
+    run_ok(std::process::Command::new(&skopeo).args([
+        "copy",
+        "--format",
+        "v2s2",
+        "--dest-tls-verify=false",
+        &format!(
+            "oci-archive:{}:latest",
+            fixture("busybox.oci.tar").display()
+        ),
+        &format!("docker://{r}"),
+    ]));
+    let b = Berth::new();
+    b.ok(&["pull", &r]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&b.ok(&["image", "inspect", &r])).unwrap();
+    assert_eq!(
+        inspect[0]["Manifest"]["MediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(
+        inspect[0]["Manifest"]["Layers"][0]["MediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+    // And it goes back out byte for byte.
+    let again = reg.reference("schema2/copy:latest");
+    b.ok(&["tag", &r, &again]);
+    let pushed = b.ok(&["push", &again]);
+    let original = b.ok(&["images", "--digests", "--format", "json"]);
+    let digest: serde_json::Value = serde_json::from_str(original.lines().next().unwrap()).unwrap();
+    assert!(
+        pushed.contains(digest["Digest"].as_str().unwrap()),
+        "{pushed}"
+    );
+}

@@ -22,6 +22,7 @@ pub struct Behaviour {
 
 pub struct FakeRegistry {
     pub port: u16,
+    behaviour: Arc<Mutex<Behaviour>>,
     stop: Arc<AtomicBool>,
     pub requests: Arc<Mutex<Vec<String>>>,
     pub token_requests: Arc<AtomicUsize>,
@@ -53,6 +54,22 @@ fn load_archive(path: &std::path::Path) -> Content {
     let manifest = files[&format!("blobs/sha256/{}", &digest[7..])].clone();
     let mut manifests = HashMap::new();
     manifests.insert("latest".to_string(), (mt.clone(), manifest.clone()));
+    // `multi`: an index with this image as linux/amd64 and an arm64 entry that is not served.
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": mt, "digest": "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+             "size": 10, "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+            {"mediaType": mt, "digest": digest, "size": manifest.len(),
+             "platform": {"architecture": "amd64", "os": "linux"}},
+        ]
+    }))
+    .expect("index serializes");
+    manifests.insert(
+        "multi".to_string(),
+        ("application/vnd.oci.image.index.v1+json".to_string(), index),
+    );
     manifests.insert(digest, (mt, manifest));
     let blobs = files
         .into_iter()
@@ -74,6 +91,7 @@ impl FakeRegistry {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let token_requests = Arc::new(AtomicUsize::new(0));
         let behaviour = Arc::new(Mutex::new(behaviour));
+        let shared_behaviour = behaviour.clone();
         {
             let (stop, requests, token_requests) =
                 (stop.clone(), requests.clone(), token_requests.clone());
@@ -105,6 +123,7 @@ impl FakeRegistry {
         }
         Self {
             port,
+            behaviour: shared_behaviour,
             stop,
             requests,
             token_requests,
@@ -113,6 +132,21 @@ impl FakeRegistry {
 
     pub fn reference(&self, repo_tag: &str) -> String {
         format!("127.0.0.1:{}/{repo_tag}", self.port)
+    }
+
+    /// Changes how the registry answers from now on.
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *self.behaviour.lock().unwrap() = behaviour;
+    }
+
+    /// Requests seen so far whose `METHOD path` contains `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.contains(needle))
+            .count()
     }
 }
 
