@@ -1,0 +1,100 @@
+//! Linux capabilities as Docker grants them: its default set, `--cap-add`/`--cap-drop`
+//! (with `ALL`), and everything for `--privileged`.
+
+/// Docker's default capabilities (moby `oci/caps/defaults.go`).
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Every capability the kernel defines (for `--privileged` and `--cap-add ALL`).
+pub const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+];
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn normalize_cap(c: &str) -> String {
+    let up = c.to_ascii_uppercase();
+    if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    }
+}
+
+/// The capability set after `--cap-add`/`--cap-drop` (Docker's order: drop ALL first,
+/// then add, then drop the rest).
+pub fn capabilities(config: &crate::state::ContainerConfig) -> Vec<String> {
+    if config.privileged {
+        return strings(ALL_CAPS);
+    }
+    let drops: Vec<String> = config.cap_drop.iter().map(|c| normalize_cap(c)).collect();
+    let adds: Vec<String> = config.cap_add.iter().map(|c| normalize_cap(c)).collect();
+    let mut caps: Vec<String> = if drops.iter().any(|c| c == "CAP_ALL") {
+        Vec::new()
+    } else {
+        strings(DEFAULT_CAPS)
+    };
+    if adds.iter().any(|c| c == "CAP_ALL") {
+        caps = strings(ALL_CAPS);
+    }
+    for a in adds.iter().filter(|c| *c != "CAP_ALL") {
+        if !caps.contains(a) {
+            caps.push(a.clone());
+        }
+    }
+    caps.retain(|c| !drops.contains(c));
+    caps
+}
+
+/// Whether a capability name is one the kernel knows.
+pub fn known_cap(name: &str) -> bool {
+    let n = normalize_cap(name);
+    n == "CAP_ALL" || ALL_CAPS.contains(&n.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::ContainerConfig;
+
+    #[test]
+    fn cap_add_and_drop_follow_docker() {
+        let mut c = ContainerConfig::default();
+        assert_eq!(capabilities(&c).len(), DEFAULT_CAPS.len());
+        c.cap_add = vec!["net_admin".into()];
+        c.cap_drop = vec!["CAP_CHOWN".into()];
+        let caps = capabilities(&c);
+        assert!(caps.contains(&"CAP_NET_ADMIN".to_string()));
+        assert!(!caps.contains(&"CAP_CHOWN".to_string()));
+        c.cap_drop = vec!["ALL".into()];
+        c.cap_add = vec!["KILL".into()];
+        assert_eq!(capabilities(&c), vec!["CAP_KILL".to_string()]);
+        c.privileged = true;
+        assert_eq!(capabilities(&c).len(), ALL_CAPS.len());
+        assert!(known_cap("sys_admin") && !known_cap("CAP_FLY"));
+    }
+
+}
