@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::container::args::*;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "berth",
@@ -42,6 +44,47 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create and run a new container from an image
+    #[command(disable_help_flag = true)]
+    Run(RunArgs),
+    /// Create a new container
+    #[command(disable_help_flag = true)]
+    Create(CreateArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(ContainersArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+    /// Supervise one container (started by berth itself)
+    #[command(hide = true)]
+    ContainerSupervise {
+        #[arg(long)]
+        status_fd: Option<i32>,
+        #[arg(long)]
+        attached: bool,
+        id: String,
+    },
     /// Download an image from a registry
     Pull(PullArgs),
     /// Upload an image to a registry
@@ -68,6 +111,82 @@ pub enum Command {
     /// Manage virtual machines (virt-install and virsh style)
     #[command(subcommand)]
     Vm(crate::commands::vm::VmCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// List containers
+    #[command(alias = "list")]
+    Ls(PsArgs),
+    /// Create and run a new container from an image
+    #[command(disable_help_flag = true)]
+    Run(RunArgs),
+    /// Create a new container
+    #[command(disable_help_flag = true)]
+    Create(CreateArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Remove one or more containers
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(ContainersArgs),
+    /// Display detailed information on one or more containers
+    Inspect(InspectArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
+    /// Remove all stopped containers
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create {
+        /// Volume name (a random one if omitted)
+        name: Option<String>,
+        /// Set metadata for a volume
+        #[arg(short = 'l', long = "label")]
+        label: Vec<String>,
+    },
+    /// List volumes
+    #[command(alias = "list")]
+    Ls {
+        /// Only display volume names
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Remove one or more volumes
+    #[command(alias = "remove")]
+    Rm {
+        /// Accepted for compatibility; volumes in use are never removed
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Display detailed information on one or more volumes
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove all unused anonymous volumes (all unused volumes with -a)
+    Prune {
+        #[arg(short, long)]
+        all: bool,
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -207,4 +326,15 @@ pub struct LoginArgs {
 pub struct LogoutArgs {
     /// Registry host; Docker Hub if omitted
     pub server: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -57,10 +57,12 @@ impl Engine {
         let image = index
             .resolve(&opts.image)
             .ok_or_else(|| EngineError::NoSuchImage(opts.image.clone()))?;
-        let image_config = ImageConfig::parse(&self.images.read_blob(&image.id)?)
-            .map_err(|source| EngineError::ImageConfig {
-                image: opts.image.clone(),
-                source,
+        let image_config =
+            ImageConfig::parse(&self.images.read_blob(&image.id)?).map_err(|source| {
+                EngineError::ImageConfig {
+                    image: opts.image.clone(),
+                    source,
+                }
             })?;
         let run = image_config.config.clone().unwrap_or_default();
 
@@ -79,11 +81,16 @@ impl Engine {
             ..ContainerConfig::default()
         };
         config.name = match &opts.name {
-            Some(n) if !id::valid_name(n) => return Err(crate::store::StoreError::InvalidName(n.clone()).into()),
+            Some(n) if !id::valid_name(n) => {
+                return Err(crate::store::StoreError::InvalidName(n.clone()).into())
+            }
             Some(n) => n.clone(),
             None => id::new_name(),
         };
-        config.hostname = opts.hostname.clone().unwrap_or_else(|| config.id[..12].to_string());
+        config.hostname = opts
+            .hostname
+            .clone()
+            .unwrap_or_else(|| config.id[..12].to_string());
 
         // Entrypoint and command: `--entrypoint` resets the image's command, as in Docker.
         config.entrypoint = match &opts.entrypoint {
@@ -106,7 +113,9 @@ impl Engine {
         for f in &opts.env_files {
             config.env.extend(options::read_env_file(f)?);
         }
-        config.env.extend(opts.env.iter().filter_map(|e| options::parse_env(e)));
+        config
+            .env
+            .extend(opts.env.iter().filter_map(|e| options::parse_env(e)));
         config.working_dir = opts
             .workdir
             .clone()
@@ -135,15 +144,28 @@ impl Engine {
         config.cap_drop = opts.cap_drop.clone();
 
         config.resources = Resources {
-            memory: opts.memory.as_deref().map(options::parse_memory).transpose()?,
+            memory: opts
+                .memory
+                .as_deref()
+                .map(options::parse_memory)
+                .transpose()?,
             cpus: opts
                 .cpus
                 .as_deref()
                 .map(|c| options::parse_cpus(c, host_cpus()))
                 .transpose()?,
-            pids_limit: opts.pids_limit.as_deref().map(options::parse_pids_limit).transpose()?,
+            pids_limit: opts
+                .pids_limit
+                .as_deref()
+                .map(options::parse_pids_limit)
+                .transpose()?,
         };
-        config.restart = opts.restart.as_deref().map(options::parse_restart).transpose()?.unwrap_or_default();
+        config.restart = opts
+            .restart
+            .as_deref()
+            .map(options::parse_restart)
+            .transpose()?
+            .unwrap_or_default();
         if config.auto_remove && config.restart != crate::state::RestartPolicy::No {
             return Err(EngineError::RestartWithRemove);
         }
@@ -194,7 +216,10 @@ impl Engine {
         self.containers.create(&config)?;
         for m in config.mounts.iter().filter(|m| m.kind == MountKind::Volume) {
             let anonymous = m.source.len() == 64 && m.source.bytes().all(|b| b.is_ascii_hexdigit());
-            if let Err(e) = self.volumes.create(&m.source, BTreeMap::new(), anonymous, true) {
+            if let Err(e) = self
+                .volumes
+                .create(&m.source, BTreeMap::new(), anonymous, true)
+            {
                 let _ = self.containers.remove(&config);
                 return Err(e.into());
             }

@@ -36,8 +36,8 @@ impl Summary {
 
     /// `0.0.0.0:8080->80/tcp, 127.0.0.1:53->53/udp`
     pub fn ports_text(&self) -> String {
-        self.config
-            .ports
+        self.state
+            .published
             .iter()
             .map(|p| {
                 format!(
@@ -61,7 +61,12 @@ impl Engine {
             let Ok((config, state)) = self.load(&id) else {
                 continue;
             };
-            if all || matches!(state.status, Status::Running | Status::Paused | Status::Restarting) {
+            if all
+                || matches!(
+                    state.status,
+                    Status::Running | Status::Paused | Status::Restarting
+                )
+            {
                 out.push(Summary { config, state });
             }
         }
@@ -75,7 +80,7 @@ impl Engine {
         let (c, s) = self.load(&id)?;
         let dir = self.containers.dir(&id);
         let mut ports = serde_json::Map::new();
-        for p in &c.ports {
+        for p in &s.published {
             ports.insert(
                 format!("{}/{}", p.container_port, p.proto),
                 json!([{ "HostIp": p.host_ip.clone().unwrap_or_else(|| "0.0.0.0".into()), "HostPort": p.host_port.to_string() }]),

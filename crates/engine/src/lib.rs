@@ -3,17 +3,24 @@
 //! Each running container has its own small supervisor process (`supervisor`), like
 //! Podman's conmon; the CLI is a thin layer over this crate.
 
+pub mod bundle;
 pub mod caps;
 pub mod create;
 pub mod id;
 pub mod inspect;
 pub mod logs;
+pub mod network;
 pub mod options;
+pub mod remove;
 pub mod rootfs;
-// pub mod spec;
+pub mod runtime;
+pub mod spec;
+pub mod start;
 pub mod state;
 pub mod status;
+pub mod stop;
 pub mod store;
+pub mod supervisor;
 pub mod user;
 pub mod volume;
 
@@ -54,6 +61,29 @@ pub enum EngineError {
     NoSuchNetwork(String),
     #[error("{0}")]
     Ports(String),
+    #[error("{0}")]
+    Network(String),
+    #[error(transparent)]
+    Runtime(#[from] runtime::RuntimeError),
+    #[error("invalid signal {0:?}")]
+    InvalidSignal(String),
+    #[error("container {name} is not running")]
+    NotRunning { name: String },
+    #[error("cannot remove container {name}: container is running: stop the container before removing or force remove")]
+    Running { name: String },
+    #[error("container {name} is already running")]
+    AlreadyRunning { name: String },
+    #[error("start container {name}: {message}")]
+    StartFailed { name: String, message: String },
+    #[error("container {name} did not stop in time")]
+    StopTimeout { name: String },
+    #[error("{op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Handles to everything containers are made of, under one state root.
@@ -75,28 +105,5 @@ impl Engine {
             containers: ContainerStore::open(root)?,
             volumes: Volumes::open(root)?,
         })
-    }
-
-    fn check_network(&self, name: &str) -> Result<(), EngineError> {
-        match name {
-            "bridge" | "host" | "none" => Ok(()),
-            other => Err(EngineError::NoSuchNetwork(other.to_string())),
-        }
-    }
-
-    fn parse_ports(
-        &self,
-        publish: &[String],
-        publish_all: bool,
-        _image: &berth_image::manifest::RunConfig,
-        network: &str,
-    ) -> Result<Vec<state::PortConfig>, EngineError> {
-        if (!publish.is_empty() || publish_all) && matches!(network, "host" | "none") {
-            return Ok(Vec::new());
-        }
-        if publish.is_empty() && !publish_all {
-            return Ok(Vec::new());
-        }
-        Err(EngineError::Ports("published ports are not supported yet".into()))
     }
 }

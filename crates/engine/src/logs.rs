@@ -251,13 +251,32 @@ mod tests {
         let _ = std::fs::remove_file(&p);
         let mut w = LogWriter::open(&p).unwrap();
         for i in 0..5000 {
-            w.write(Stream::Stdout, format!("line {i}\n").as_bytes()).unwrap();
+            w.write(Stream::Stdout, format!("line {i}\n").as_bytes())
+                .unwrap();
         }
-        let (out, _) = render(&p, &LogOptions { tail: Some(3), ..LogOptions::default() });
+        let (out, _) = render(
+            &p,
+            &LogOptions {
+                tail: Some(3),
+                ..LogOptions::default()
+            },
+        );
         assert_eq!(out, "line 4997\nline 4998\nline 4999\n");
-        let (out, _) = render(&p, &LogOptions { tail: Some(0), ..LogOptions::default() });
+        let (out, _) = render(
+            &p,
+            &LogOptions {
+                tail: Some(0),
+                ..LogOptions::default()
+            },
+        );
         assert_eq!(out, "");
-        let (out, _) = render(&p, &LogOptions { tail: Some(10_000), ..LogOptions::default() });
+        let (out, _) = render(
+            &p,
+            &LogOptions {
+                tail: Some(10_000),
+                ..LogOptions::default()
+            },
+        );
         assert_eq!(out.lines().count(), 5000);
         let _ = std::fs::remove_file(&p);
     }
@@ -271,10 +290,25 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         let cut = SystemTime::now();
         w.write(Stream::Stdout, b"late\n").unwrap();
-        let (out, _) = render(&p, &LogOptions { since: Some(cut), ..LogOptions::default() });
+        let (out, _) = render(
+            &p,
+            &LogOptions {
+                since: Some(cut),
+                ..LogOptions::default()
+            },
+        );
         assert_eq!(out, "late\n");
-        let (out, _) = render(&p, &LogOptions { timestamps: true, ..LogOptions::default() });
-        assert!(out.lines().all(|l| l.contains('T') && l.contains("Z ")), "{out}");
+        let (out, _) = render(
+            &p,
+            &LogOptions {
+                timestamps: true,
+                ..LogOptions::default()
+            },
+        );
+        assert!(
+            out.lines().all(|l| l.contains('T') && l.contains("Z ")),
+            "{out}"
+        );
         let _ = std::fs::remove_file(&p);
     }
 }

@@ -16,7 +16,9 @@ pub enum OptionError {
     Cpus { value: String, max: usize },
     #[error("invalid --pids-limit value {0:?}")]
     Pids(String),
-    #[error("invalid restart policy {0:?}: use no, always, unless-stopped or on-failure[:max-retries]")]
+    #[error(
+        "invalid restart policy {0:?}: use no, always, unless-stopped or on-failure[:max-retries]"
+    )]
     Restart(String),
     #[error("invalid volume specification {0:?}")]
     Volume(String),
@@ -96,7 +98,10 @@ pub fn parse_restart(s: &str) -> Result<RestartPolicy, OptionError> {
 
 fn is_volume_name(s: &str) -> bool {
     let b = s.as_bytes();
-    !b.is_empty() && b[0].is_ascii_alphanumeric() && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+    !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 /// `-v SRC:DST[:OPTS]`, `-v DST` (anonymous volume). Bind sources must exist (Docker
@@ -117,7 +122,8 @@ pub fn parse_volume(spec: &str) -> Result<MountConfig, OptionError> {
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o {
             "ro" => readonly = true,
-            "rw" | "z" | "Z" | "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "nocopy" => {}
+            "rw" | "z" | "Z" | "private" | "rprivate" | "shared" | "rshared" | "slave"
+            | "rslave" | "nocopy" => {}
             _ => return Err(bad()),
         }
     }
@@ -145,7 +151,8 @@ pub fn parse_mount(spec: &str) -> Result<MountConfig, OptionError> {
         spec: spec.into(),
         reason: reason.into(),
     };
-    let (mut kind, mut source, mut target, mut readonly) = (MountKind::Volume, String::new(), String::new(), false);
+    let (mut kind, mut source, mut target, mut readonly) =
+        (MountKind::Volume, String::new(), String::new(), false);
     for field in spec.split(',') {
         let (k, v) = field.split_once('=').unwrap_or((field, ""));
         match k {
@@ -224,16 +231,28 @@ mod tests {
         assert_eq!(parse_memory("10485760").unwrap(), 10 << 20);
         assert_eq!(parse_memory("7mb").unwrap(), 7 << 20);
         assert!(matches!(parse_memory("lots"), Err(OptionError::Memory(_))));
-        assert!(matches!(parse_memory("1k"), Err(OptionError::MemoryTooSmall(_))));
+        assert!(matches!(
+            parse_memory("1k"),
+            Err(OptionError::MemoryTooSmall(_))
+        ));
         assert!(parse_memory("-5m").is_err());
     }
 
     #[test]
     fn cpus_restart_pids() {
         assert_eq!(parse_cpus("1.5", 2).unwrap(), 1.5);
-        assert!(parse_cpus("3", 2).unwrap_err().to_string().contains("only 2 CPUs"));
-        assert_eq!(parse_restart("on-failure:3").unwrap(), RestartPolicy::OnFailure(3));
-        assert_eq!(parse_restart("unless-stopped").unwrap(), RestartPolicy::UnlessStopped);
+        assert!(parse_cpus("3", 2)
+            .unwrap_err()
+            .to_string()
+            .contains("only 2 CPUs"));
+        assert_eq!(
+            parse_restart("on-failure:3").unwrap(),
+            RestartPolicy::OnFailure(3)
+        );
+        assert_eq!(
+            parse_restart("unless-stopped").unwrap(),
+            RestartPolicy::UnlessStopped
+        );
         assert!(parse_restart("sometimes").is_err());
         assert_eq!(parse_pids_limit("100").unwrap(), 100);
         assert!(parse_pids_limit("x").is_err());

@@ -72,7 +72,10 @@ impl Overlay {
         let data = if data.len() < 4000 {
             data
         } else {
-            let parent = lowers[0].parent().map(Path::to_path_buf).unwrap_or_default();
+            let parent = lowers[0]
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
             std::env::set_current_dir(&parent).map_err(|source| RootfsError::Mount {
                 path: self.merged.clone(),
                 source,
@@ -80,7 +83,11 @@ impl Overlay {
             let rel: Vec<String> = lowers
                 .iter()
                 .rev()
-                .map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+                .map(|p| {
+                    p.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                })
                 .collect();
             format!(
                 "lowerdir={},upperdir={},workdir={}",
@@ -101,9 +108,9 @@ impl Overlay {
             Some(data.as_c_str()),
         )
         .map_err(|e| RootfsError::Mount {
-                path: self.merged.clone(),
-                source: e.into(),
-            })
+            path: self.merged.clone(),
+            source: e.into(),
+        })
     }
 
     pub fn is_mounted(&self) -> bool {
@@ -118,12 +125,12 @@ impl Overlay {
         match rustix::mount::unmount(&self.merged, rustix::mount::UnmountFlags::empty()) {
             Ok(()) => Ok(()),
             Err(rustix::io::Errno::BUSY) => {
-                rustix::mount::unmount(&self.merged, rustix::mount::UnmountFlags::DETACH).map_err(|e| {
-                    RootfsError::Unmount {
+                rustix::mount::unmount(&self.merged, rustix::mount::UnmountFlags::DETACH).map_err(
+                    |e| RootfsError::Unmount {
                         path: self.merged.clone(),
                         source: e.into(),
-                    }
-                })
+                    },
+                )
             }
             Err(e) => Err(RootfsError::Unmount {
                 path: self.merged.clone(),
@@ -152,7 +159,11 @@ pub fn is_mountpoint(path: &Path) -> bool {
         return false;
     };
     let target = path.to_string_lossy();
-    info.lines().any(|l| l.split(' ').nth(4).is_some_and(|m| unescape_mountinfo(m) == target))
+    info.lines().any(|l| {
+        l.split(' ')
+            .nth(4)
+            .is_some_and(|m| unescape_mountinfo(m) == target)
+    })
 }
 
 fn unescape_mountinfo(s: &str) -> String {
@@ -161,7 +172,10 @@ fn unescape_mountinfo(s: &str) -> String {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v as char);
             i += 4;

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use berth_runtime::spec::{
-    default_spec, Capabilities, Cpu, DeviceRule, Linux, Memory, Mount, Namespace, Pids, Resources, Root,
-    Seccomp, SeccompSyscall, Spec, User,
+    default_spec, Capabilities, Cpu, DeviceRule, Linux, Memory, Mount, Namespace, Pids, Resources,
+    Root, Seccomp, SeccompSyscall, Spec, User,
 };
 
 use crate::caps::capabilities;
@@ -29,21 +29,74 @@ const MASKED: &[&str] = &[
     "/sys/devices/virtual/powercap",
 ];
 
-const READONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+const READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// Syscalls the default filter refuses with EPERM. Docker's profile is an allowlist of
 /// ~350 syscalls; berth's default denies the ones that profile exists to keep from
 /// containers (kernel modules, reboot, clock and keyring changes, tracing and BPF, raw I/O
 /// ports, namespaces and mounts without CAP_SYS_ADMIN...). See docs/engine.md.
 const DENIED_SYSCALLS: &[&str] = &[
-    "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module", "delete_module",
-    "finit_module", "get_kernel_syms", "get_mempolicy", "init_module", "ioperm", "iopl", "kcmp",
-    "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mbind", "mount", "move_mount",
-    "fsopen", "fsmount", "fsconfig", "fspick", "open_tree", "move_pages", "name_to_handle_at",
-    "nfsservctl", "open_by_handle_at", "perf_event_open", "pivot_root", "process_vm_readv",
-    "process_vm_writev", "ptrace", "query_module", "quotactl", "reboot", "request_key",
-    "set_mempolicy", "setns", "settimeofday", "stime", "swapoff", "swapon", "sysfs", "_sysctl",
-    "umount", "umount2", "unshare", "uselib", "userfaultfd", "ustat", "vm86", "vm86old",
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "get_kernel_syms",
+    "get_mempolicy",
+    "init_module",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mbind",
+    "mount",
+    "move_mount",
+    "fsopen",
+    "fsmount",
+    "fsconfig",
+    "fspick",
+    "open_tree",
+    "move_pages",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "perf_event_open",
+    "pivot_root",
+    "process_vm_readv",
+    "process_vm_writev",
+    "ptrace",
+    "query_module",
+    "quotactl",
+    "reboot",
+    "request_key",
+    "set_mempolicy",
+    "setns",
+    "settimeofday",
+    "stime",
+    "swapoff",
+    "swapon",
+    "sysfs",
+    "_sysctl",
+    "umount",
+    "umount2",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "vm86",
+    "vm86old",
 ];
 
 /// How the container gets its network namespace.
@@ -106,7 +159,11 @@ pub fn build(input: &SpecInput<'_>) -> Spec {
     let process = spec.process.get_or_insert_with(Default::default);
     process.terminal = c.tty;
     process.args = c.argv();
-    process.cwd = if c.working_dir.is_empty() { "/".into() } else { c.working_dir.clone() };
+    process.cwd = if c.working_dir.is_empty() {
+        "/".into()
+    } else {
+        c.working_dir.clone()
+    };
     process.env = environment(c, &input.user.home);
     process.user = User {
         uid: input.user.uid,
@@ -132,8 +189,10 @@ pub fn build(input: &SpecInput<'_>) -> Spec {
         }
     }
     spec.mounts.push(bind("/etc/hosts", input.hosts, false));
-    spec.mounts.push(bind("/etc/resolv.conf", input.resolv_conf, false));
-    spec.mounts.push(bind("/etc/hostname", input.hostname_file, false));
+    spec.mounts
+        .push(bind("/etc/resolv.conf", input.resolv_conf, false));
+    spec.mounts
+        .push(bind("/etc/hostname", input.hostname_file, false));
     for m in input.mounts {
         match m.kind {
             MountKind::Tmpfs => spec.mounts.push(Mount {
@@ -142,7 +201,9 @@ pub fn build(input: &SpecInput<'_>) -> Spec {
                 source: Some("tmpfs".into()),
                 options: strings(&["nosuid", "nodev", "mode=1777"]),
             }),
-            MountKind::Bind | MountKind::Volume => spec.mounts.push(bind(&m.target, &m.source, m.readonly)),
+            MountKind::Bind | MountKind::Volume => {
+                spec.mounts.push(bind(&m.target, &m.source, m.readonly))
+            }
         }
     }
 
@@ -183,7 +244,10 @@ fn environment(c: &ContainerConfig, home: &str) -> Vec<String> {
         env.push(e.clone());
     }
     if !has(&env, "PATH") {
-        env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
     }
     if !has(&env, "HOSTNAME") {
         env.push(format!("HOSTNAME={}", c.hostname));
@@ -228,12 +292,14 @@ fn resources(c: &ContainerConfig) -> Resources {
 /// Docker's default device cgroup rules: deny all, then allow the usual character devices
 /// and mknod of anything.
 fn device_rules(privileged: bool) -> Vec<DeviceRule> {
-    let rule = |allow: bool, kind: &str, major: Option<i64>, minor: Option<i64>, access: &str| DeviceRule {
-        allow,
-        kind: Some(kind.into()),
-        major,
-        minor,
-        access: Some(access.into()),
+    let rule = |allow: bool, kind: &str, major: Option<i64>, minor: Option<i64>, access: &str| {
+        DeviceRule {
+            allow,
+            kind: Some(kind.into()),
+            major,
+            minor,
+            access: Some(access.into()),
+        }
     };
     if privileged {
         return vec![rule(true, "a", None, None, "rwm")];
@@ -242,15 +308,15 @@ fn device_rules(privileged: bool) -> Vec<DeviceRule> {
         rule(false, "a", None, None, "rwm"),
         rule(true, "c", None, None, "m"),
         rule(true, "b", None, None, "m"),
-        rule(true, "c", Some(1), Some(3), "rwm"),   // null
-        rule(true, "c", Some(1), Some(5), "rwm"),   // zero
-        rule(true, "c", Some(1), Some(7), "rwm"),   // full
-        rule(true, "c", Some(1), Some(8), "rwm"),   // random
-        rule(true, "c", Some(1), Some(9), "rwm"),   // urandom
-        rule(true, "c", Some(5), Some(0), "rwm"),   // tty
-        rule(true, "c", Some(5), Some(1), "rwm"),   // console
-        rule(true, "c", Some(5), Some(2), "rwm"),   // ptmx
-        rule(true, "c", Some(136), None, "rwm"),    // pts
+        rule(true, "c", Some(1), Some(3), "rwm"),    // null
+        rule(true, "c", Some(1), Some(5), "rwm"),    // zero
+        rule(true, "c", Some(1), Some(7), "rwm"),    // full
+        rule(true, "c", Some(1), Some(8), "rwm"),    // random
+        rule(true, "c", Some(1), Some(9), "rwm"),    // urandom
+        rule(true, "c", Some(5), Some(0), "rwm"),    // tty
+        rule(true, "c", Some(5), Some(1), "rwm"),    // console
+        rule(true, "c", Some(5), Some(2), "rwm"),    // ptmx
+        rule(true, "c", Some(136), None, "rwm"),     // pts
         rule(true, "c", Some(10), Some(200), "rwm"), // tun
     ]
 }

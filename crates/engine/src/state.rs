@@ -142,4 +142,7 @@ pub struct ContainerState {
     pub error: String,
     /// The container's address on each network it joined.
     pub networks: BTreeMap<String, String>,
+    /// The ports as published (host ports picked for `-p 80` and `-P` filled in).
+    #[serde(default)]
+    pub published: Vec<PortConfig>,
 }

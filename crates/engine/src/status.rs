@@ -33,7 +33,10 @@ impl Engine {
     pub fn load(&self, id: &str) -> Result<(ContainerConfig, ContainerState), EngineError> {
         let config = self.containers.config(id)?;
         let mut state = self.containers.state(id)?;
-        if matches!(state.status, Status::Running | Status::Paused | Status::Restarting) {
+        if matches!(
+            state.status,
+            Status::Running | Status::Paused | Status::Restarting
+        ) {
             let supervised = state
                 .supervisor_pid
                 .is_some_and(|p| alive(p, state.supervisor_start));

@@ -178,7 +178,10 @@ impl ContainerStore {
     /// Ids of every container whose config is complete (a half-created one is skipped).
     pub fn ids(&self) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
-        for e in fs::read_dir(&self.dir).map_err(io_err("read", &self.dir))?.flatten() {
+        for e in fs::read_dir(&self.dir)
+            .map_err(io_err("read", &self.dir))?
+            .flatten()
+        {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.len() == 64 && e.path().join("config.json").exists() {
                 out.push(name);
@@ -255,7 +258,11 @@ mod tests {
     use super::*;
 
     fn store() -> (ContainerStore, PathBuf) {
-        let dir = std::env::temp_dir().join(format!("berth-cstore-{}-{}", std::process::id(), crate::id::new_id()));
+        let dir = std::env::temp_dir().join(format!(
+            "berth-cstore-{}-{}",
+            std::process::id(),
+            crate::id::new_id()
+        ));
         (ContainerStore::open(&dir).unwrap(), dir)
     }
 
@@ -273,10 +280,16 @@ mod tests {
         let a = config("web");
         s.create(&a).unwrap();
         let err = s.create(&config("web")).unwrap_err();
-        assert!(err.to_string().contains("\"/web\" is already in use"), "{err}");
+        assert!(
+            err.to_string().contains("\"/web\" is already in use"),
+            "{err}"
+        );
         assert_eq!(s.resolve("web").unwrap(), a.id);
         assert_eq!(s.resolve(&a.id[..6]).unwrap(), a.id);
-        assert!(matches!(s.resolve("nope"), Err(StoreError::NoSuchContainer(_))));
+        assert!(matches!(
+            s.resolve("nope"),
+            Err(StoreError::NoSuchContainer(_))
+        ));
         s.remove(&a).unwrap();
         s.create(&config("web")).unwrap();
         let _ = fs::remove_dir_all(dir);

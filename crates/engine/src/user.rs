@@ -51,7 +51,12 @@ fn groups(rootfs: &Path) -> Vec<(String, u32, Vec<String>)> {
                 f.first()?.to_string(),
                 f.get(2)?.parse().ok()?,
                 f.get(3)
-                    .map(|m| m.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+                    .map(|m| {
+                        m.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
                     .unwrap_or_default(),
             ))
         })
@@ -109,7 +114,11 @@ mod tests {
     fn rootfs() -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("berth-user-{}", std::process::id()));
         std::fs::create_dir_all(d.join("etc")).unwrap();
-        std::fs::write(d.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nweb:x:33:33::/var/www:/bin/false\n").unwrap();
+        std::fs::write(
+            d.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nweb:x:33:33::/var/www:/bin/false\n",
+        )
+        .unwrap();
         std::fs::write(d.join("etc/group"), "root:x:0:\nweb:x:33:\nadm:x:4:web\n").unwrap();
         d
     }
@@ -118,13 +127,19 @@ mod tests {
     fn names_ids_and_groups_resolve() {
         let r = rootfs();
         let u = resolve("web", &r).unwrap();
-        assert_eq!((u.uid, u.gid, u.additional_gids.clone(), u.home.as_str()), (33, 33, vec![4], "/var/www"));
+        assert_eq!(
+            (u.uid, u.gid, u.additional_gids.clone(), u.home.as_str()),
+            (33, 33, vec![4], "/var/www")
+        );
         assert_eq!(resolve("", &r).unwrap().uid, 0);
         assert_eq!(resolve("1234", &r).unwrap().uid, 1234);
         let u = resolve("web:adm", &r).unwrap();
         assert_eq!((u.uid, u.gid), (33, 4));
         assert_eq!(resolve("5:6", &r).unwrap().gid, 6);
-        assert!(resolve("nobody-here", &r).unwrap_err().to_string().contains("unable to find user nobody-here"));
+        assert!(resolve("nobody-here", &r)
+            .unwrap_err()
+            .to_string()
+            .contains("unable to find user nobody-here"));
         assert!(resolve("web:nogroup", &r).is_err());
     }
 }

@@ -49,7 +49,8 @@ fn valid(name: &str) -> bool {
     let b = name.as_bytes();
     b.len() >= 2
         && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 impl Volumes {
@@ -110,12 +111,14 @@ impl Volumes {
                 source,
             })
             .and_then(|()| {
-                write_atomic(&dir.join("volume.json"), &serde_json::to_vec_pretty(&state).expect("json")).map_err(|e| {
-                    VolumeError::Io {
-                        op: "write",
-                        path: dir.join("volume.json"),
-                        source: std::io::Error::other(e.to_string()),
-                    }
+                write_atomic(
+                    &dir.join("volume.json"),
+                    &serde_json::to_vec_pretty(&state).expect("json"),
+                )
+                .map_err(|e| VolumeError::Io {
+                    op: "write",
+                    path: dir.join("volume.json"),
+                    source: std::io::Error::other(e.to_string()),
                 })
             });
         if let Err(e) = result {
@@ -144,7 +147,11 @@ impl Volumes {
     }
 
     /// Removes a volume unless `user_of` names a container that uses it.
-    pub fn remove(&self, name: &str, user_of: &dyn Fn(&str) -> Option<String>) -> Result<(), VolumeError> {
+    pub fn remove(
+        &self,
+        name: &str,
+        user_of: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), VolumeError> {
         self.get(name)?;
         if let Some(container) = user_of(name) {
             return Err(VolumeError::InUse {
@@ -190,7 +197,10 @@ pub fn copy_up(from: &Path, to: &Path) -> std::io::Result<()> {
     if status.success() {
         Ok(())
     } else {
-        Err(std::io::Error::other(format!("cp -a {} failed", from.display())))
+        Err(std::io::Error::other(format!(
+            "cp -a {} failed",
+            from.display()
+        )))
     }
 }
 
@@ -203,7 +213,10 @@ mod tests {
         let root = std::env::temp_dir().join(format!("berth-vol-{}", crate::id::new_id()));
         let v = Volumes::open(&root).unwrap();
         v.create("data", BTreeMap::new(), false, false).unwrap();
-        assert!(matches!(v.create("data", BTreeMap::new(), false, false), Err(VolumeError::Exists(_))));
+        assert!(matches!(
+            v.create("data", BTreeMap::new(), false, false),
+            Err(VolumeError::Exists(_))
+        ));
         v.create("data", BTreeMap::new(), false, true).unwrap();
         assert!(v.data_path("data").is_dir());
         assert_eq!(v.list().len(), 1);
@@ -211,7 +224,10 @@ mod tests {
         assert!(err.to_string().contains("in use by container web"));
         v.remove("data", &|_| None).unwrap();
         assert!(v.list().is_empty());
-        assert!(matches!(v.create("bad/name", BTreeMap::new(), false, false), Err(VolumeError::InvalidName(_))));
+        assert!(matches!(
+            v.create("bad/name", BTreeMap::new(), false, false),
+            Err(VolumeError::InvalidName(_))
+        ));
         let _ = fs::remove_dir_all(root);
     }
 }

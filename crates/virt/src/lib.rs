@@ -1,1 +1,12 @@
-//! Virtual machines: definitions, disks, ISO handling and the QEMU backend (typed command-line builder + QMP).
+//! Virtual machines, the way virt-install and virsh users work: definitions persisted in
+//! the state root, disks (qcow2/raw through qemu-img), install media (ISO 9660 reading for
+//! `--location`, a NoCloud seed writer for `--cloud-init`), and the QEMU backend (a typed
+//! command-line builder and a QMP client). Each running VM is one daemonized QEMU process;
+//! berth keeps no daemon of its own. The CLI (`berth vm ...`) calls [`Vms`].
+//!
+//! See docs/vm.md for the layout on disk and the decisions behind it.
+
+pub mod config;
+pub mod iso;
+pub mod osinfo;
+pub mod qemu;

@@ -168,11 +168,52 @@ pub fn prune(ctx: &Ctx, args: PruneArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn inspect(ctx: &Ctx, args: InspectArgs) -> Result<ExitCode> {
-    let store = ctx.store()?;
+/// `berth container inspect`: containers only.
+pub fn inspect_containers(ctx: &Ctx, args: InspectArgs) -> Result<ExitCode> {
+    let engine = super::container::engine(ctx)?;
     let mut out = Vec::new();
     let mut failed = false;
     for name in &args.names {
+        match engine.inspect(name) {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                eprintln!("berth: inspect {name}: {e}");
+                failed = true;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `berth inspect` looks for a container first, then an image (as Docker does);
+/// `berth image inspect` only for images.
+pub fn inspect(ctx: &Ctx, args: InspectArgs) -> Result<ExitCode> {
+    inspect_any(ctx, args, true)
+}
+
+pub fn inspect_images(ctx: &Ctx, args: InspectArgs) -> Result<ExitCode> {
+    inspect_any(ctx, args, false)
+}
+
+fn inspect_any(ctx: &Ctx, args: InspectArgs, containers: bool) -> Result<ExitCode> {
+    let store = ctx.store()?;
+    let engine = if containers {
+        Some(super::container::engine(ctx)?)
+    } else {
+        None
+    };
+    let mut out = Vec::new();
+    let mut failed = false;
+    for name in &args.names {
+        if let Some(Ok(v)) = engine.as_ref().map(|e| e.inspect(name)) {
+            out.push(v);
+            continue;
+        }
         match images::inspect(&store, name) {
             Ok(v) => out.push(v),
             Err(e) => {

@@ -1,8 +1,10 @@
 //! One module per noun; each verb is a thin call into a library crate.
 
+pub mod container;
 mod image;
-mod registry;
+pub mod registry;
 pub mod vm;
+mod volume;
 
 use std::process::ExitCode;
 
@@ -10,7 +12,7 @@ use anyhow::{Context, Result};
 use berth_image::registry::{RegistryClient, RegistryOptions};
 use berth_image::store::Store;
 
-use crate::cli::{Cli, Command, ImageCommand};
+use crate::cli::{Cli, Command, ContainerCommand, ImageCommand};
 
 /// What every command may need, built lazily from the global flags.
 pub struct Ctx {
@@ -60,9 +62,48 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => image::tag(&ctx, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => image::remove(&ctx, a),
         Command::Image(ImageCommand::Prune(a)) => image::prune(&ctx, a),
-        Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => image::inspect(&ctx, a),
+        Command::Inspect(a) => image::inspect(&ctx, a),
+        Command::Image(ImageCommand::Inspect(a)) => image::inspect_images(&ctx, a),
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => image::save(&ctx, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => image::load(&ctx, a),
         Command::Vm(c) => vm::run(&ctx, c),
+        Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => container::run(&ctx, a),
+        Command::Create(a) | Command::Container(ContainerCommand::Create(a)) => {
+            container::create(&ctx, a)
+        }
+        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => {
+            container::start(&ctx, a)
+        }
+        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => {
+            container::stop(&ctx, a)
+        }
+        Command::Restart(a) | Command::Container(ContainerCommand::Restart(a)) => {
+            container::restart(&ctx, a)
+        }
+        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => {
+            container::kill(&ctx, a)
+        }
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => container::rm(&ctx, a),
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => container::ps(&ctx, a),
+        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => {
+            container::logs(&ctx, a)
+        }
+        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => {
+            container::wait(&ctx, a)
+        }
+        Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
+            container::rename(&ctx, a)
+        }
+        Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
+            container::port(&ctx, a)
+        }
+        Command::Container(ContainerCommand::Prune(_)) => container::prune(&ctx),
+        Command::Container(ContainerCommand::Inspect(a)) => image::inspect_containers(&ctx, a),
+        Command::Volume(c) => volume::run(&ctx, c),
+        Command::ContainerSupervise {
+            status_fd,
+            attached,
+            id,
+        } => container::supervise(&ctx, &id, status_fd, attached),
     }
 }

@@ -53,6 +53,27 @@ pub fn pull(ctx: &Ctx, args: PullArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Pulls an image for `run`/`create`: progress lines on stderr (stdout is for the
+/// container), nothing with `quiet`.
+pub fn pull_quietly(ctx: &Ctx, reference: &str, platform: Option<&str>, quiet: bool) -> Result<()> {
+    let r: Reference = reference.parse()?;
+    let platform = platform.map(str::parse::<Platform>).transpose()?;
+    let store = ctx.store()?;
+    let client = ctx.registry()?;
+    let progress = reporter(true, true);
+    let options = PullOptions {
+        platform,
+        ..PullOptions::default()
+    };
+    let pulled = block_on(pull_image(&store, &client, &r, &options, progress))?
+        .with_context(|| format!("pull {r}"))?;
+    if !quiet {
+        eprintln!("Digest: {}", pulled.digest);
+        eprintln!("Status: Downloaded newer image for {}", familiar_ref(&r));
+    }
+    Ok(())
+}
+
 fn familiar_ref(r: &Reference) -> String {
     match (&r.tag, &r.digest) {
         (_, Some(d)) => format!("{}@{d}", r.familiar_name()),

@@ -1,0 +1,9 @@
+//! The OCI runtime through `berth-runc`: real containers from the busybox fixture, real
+//! namespaces and cgroups, Podman and containerd driving it as their runtime.
+
+mod bad_input;
+mod console;
+mod harness;
+mod lifecycle;
+mod resources;
+mod security;
