@@ -64,6 +64,8 @@ pub enum Command {
     Ps(PsArgs),
     /// Fetch the logs of a container
     Logs(LogsArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(ContainersArgs),
     /// Rename a container
@@ -76,6 +78,9 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Supervise one container (started by berth itself)
     #[command(hide = true)]
     ContainerSupervise {
@@ -137,6 +142,8 @@ pub enum ContainerCommand {
     Rm(RmArgs),
     /// Fetch the logs of a container
     Logs(LogsArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
     /// Block until one or more containers stop, then print their exit codes
     Wait(ContainersArgs),
     /// Display detailed information on one or more containers
@@ -147,6 +154,52 @@ pub enum ContainerCommand {
     Port(PortArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a bridge network
+    Create {
+        name: String,
+        /// Driver to manage the network (only bridge)
+        #[arg(short, long, default_value = "bridge")]
+        driver: String,
+        /// Subnet in CIDR format, e.g. 10.78.5.0/24
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Gateway address for the subnet
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Restrict external access to the network
+        #[arg(long)]
+        internal: bool,
+        /// Set metadata on a network
+        #[arg(long)]
+        label: Vec<String>,
+    },
+    /// List networks
+    #[command(alias = "list")]
+    Ls {
+        /// Only display network IDs
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Remove one or more networks
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Display detailed information on one or more networks
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove all unused networks
+    Prune {
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

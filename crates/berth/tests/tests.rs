@@ -3,4 +3,5 @@
 //! does) and build their fixtures with `scripts/fixtures`.
 
 mod images;
+mod runtime;
 mod support;

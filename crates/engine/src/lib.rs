@@ -6,6 +6,7 @@
 pub mod bundle;
 pub mod caps;
 pub mod create;
+pub mod exec;
 pub mod id;
 pub mod inspect;
 pub mod logs;

@@ -388,7 +388,7 @@ unsafe fn libc_sigpipe_ignore() {
 
 /// Accepts the runtime's connection on the console socket and takes the pty master it
 /// sends (SCM_RIGHTS).
-fn receive_pty(listener: &std::os::unix::net::UnixListener) -> std::io::Result<OwnedFd> {
+pub fn receive_pty(listener: &std::os::unix::net::UnixListener) -> std::io::Result<OwnedFd> {
     use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let (stream, _) = listener.accept()?;
     let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];

@@ -2,6 +2,7 @@
 
 pub mod container;
 mod image;
+mod network;
 pub mod registry;
 pub mod vm;
 mod volume;
@@ -88,6 +89,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => {
             container::logs(&ctx, a)
         }
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => {
+            container::exec(&ctx, a)
+        }
         Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => {
             container::wait(&ctx, a)
         }
@@ -100,6 +104,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Container(ContainerCommand::Prune(_)) => container::prune(&ctx),
         Command::Container(ContainerCommand::Inspect(a)) => image::inspect_containers(&ctx, a),
         Command::Volume(c) => volume::run(&ctx, c),
+        Command::Network(c) => network::run(&ctx, c),
         Command::ContainerSupervise {
             status_fd,
             attached,

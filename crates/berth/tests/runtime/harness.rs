@@ -32,7 +32,8 @@ pub fn unpack_busybox(dest: &Path) {
             .unwrap_or_else(|| panic!("blob {digest} missing"))
     };
     let index: Value = serde_json::from_slice(&index).expect("index.json");
-    let manifest: Value = serde_json::from_slice(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    let manifest: Value =
+        serde_json::from_slice(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
     let layers = manifest["layers"].as_array().expect("layers");
     assert_eq!(layers.len(), 1, "the busybox fixture has one layer");
     let gz = flate2::read::GzDecoder::new(&blob(layers[0]["digest"].as_str().unwrap())[..]);
@@ -59,7 +60,10 @@ impl Runc {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.bin);
-        c.arg("--root").arg(&self.root).args(args).stdin(Stdio::null());
+        c.arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(Stdio::null());
         c
     }
 
@@ -95,13 +99,20 @@ impl Runc {
     }
 
     pub fn status(&self, id: &str) -> String {
-        self.state(id)["status"].as_str().unwrap_or_default().to_string()
+        self.state(id)["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Entries of the state root.
     pub fn state_entries(&self) -> Vec<String> {
         std::fs::read_dir(&self.root)
-            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -137,7 +148,11 @@ impl Bundle {
             .current_dir(dir.path())
             .output()
             .expect("berth-runc spec");
-        assert!(out.status.success(), "spec: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let b = Self { dir };
         b.edit(|c| {
             c["process"]["terminal"] = false.into();
@@ -163,7 +178,11 @@ impl Bundle {
     pub fn edit(&self, f: impl FnOnce(&mut Value)) {
         let mut c = self.config();
         f(&mut c);
-        std::fs::write(self.path().join("config.json"), serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+        std::fs::write(
+            self.path().join("config.json"),
+            serde_json::to_vec_pretty(&c).unwrap(),
+        )
+        .unwrap();
     }
 
     pub fn arg(&self) -> &str {
@@ -202,15 +221,25 @@ pub fn cgroup_dirs_named(name: &str) -> Vec<PathBuf> {
 
 /// The cgroup directory of `pid` in the v1 hierarchy of `controller` (or the v2 tree).
 pub fn cgroup_of(pid: i64, controller: &str) -> PathBuf {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read /proc/pid/cgroup");
+    let text =
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read /proc/pid/cgroup");
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
-        let (_, ctrls, path) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+        let (_, ctrls, path) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
         if ctrls.split(',').any(|c| c == controller) {
-            return Path::new("/sys/fs/cgroup").join(controller).join(path.trim_start_matches('/'));
+            return Path::new("/sys/fs/cgroup")
+                .join(controller)
+                .join(path.trim_start_matches('/'));
         }
     }
-    let v2 = text.lines().find_map(|l| l.strip_prefix("0::")).expect("a cgroup line");
+    let v2 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("a cgroup line");
     Path::new("/sys/fs/cgroup").join(v2.trim_start_matches('/'))
 }
 

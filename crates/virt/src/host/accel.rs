@@ -16,7 +16,7 @@
 
 use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -224,11 +224,6 @@ pub fn probe_firmware() -> Vec<u8> {
     // Reset vector: jmp far F000:E000.
     rom[0xFFF0..0xFFF5].copy_from_slice(&[0xEA, 0x00, 0xE0, 0x00, 0xF0]);
     rom
-}
-
-/// The cache lives with the other per-boot state.
-pub fn cache_dir(run_vms: &Path) -> PathBuf {
-    run_vms.to_path_buf()
 }
 
 #[cfg(test)]

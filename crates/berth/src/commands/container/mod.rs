@@ -4,6 +4,7 @@
 
 pub mod args;
 mod attach;
+mod exec;
 mod list;
 mod run;
 
@@ -14,6 +15,7 @@ use berth_engine::Engine;
 
 use super::Ctx;
 use args::*;
+pub use exec::exec;
 pub use list::{logs, port, ps};
 pub use run::{create, run};
 
