@@ -2,6 +2,7 @@
 //! 127.0.0.1, skopeo as an independent oracle, real files on disk. They run as root (CI
 //! does) and build their fixtures with `scripts/fixtures`.
 
+mod containers;
 mod images;
 mod runtime;
 mod support;

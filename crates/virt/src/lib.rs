@@ -7,6 +7,10 @@
 //! See docs/vm.md for the layout on disk and the decisions behind it.
 
 pub mod config;
+pub mod host;
 pub mod iso;
 pub mod osinfo;
 pub mod qemu;
+pub mod runtime;
+pub mod state;
+pub mod store;

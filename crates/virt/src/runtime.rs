@@ -119,7 +119,8 @@ pub fn observe(paths: &RunPaths) -> Observed {
             runtime,
         };
     };
-    let state = match Qmp::connect(&paths.qmp, QMP_PROBE_TIMEOUT).and_then(|mut q| q.query_status()) {
+    let state = match Qmp::connect(&paths.qmp, QMP_PROBE_TIMEOUT).and_then(|mut q| q.query_status())
+    {
         Ok(RunStatus::Running) => DomainState::Running,
         Ok(RunStatus::Paused) => DomainState::Paused,
         Ok(RunStatus::Shutdown) => DomainState::InShutdown,
@@ -175,7 +176,9 @@ pub fn is_our_qemu(pid: u32, qmp: &Path) -> bool {
         return false;
     };
     // The state is the first field after the parenthesised command name.
-    let state = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next());
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, r)| r.split_whitespace().next());
     if matches!(state, Some("Z" | "X")) {
         return false;
     }
@@ -217,7 +220,10 @@ mod tests {
     fn dead_or_foreign_pids_are_not_ours() {
         assert!(!is_our_qemu(u32::MAX - 1, Path::new("/run/x/qmp.sock")));
         // This test process is alive but its command line names no such socket.
-        assert!(!is_our_qemu(std::process::id(), Path::new("/run/berth-nope/qmp.sock")));
+        assert!(!is_our_qemu(
+            std::process::id(),
+            Path::new("/run/berth-nope/qmp.sock")
+        ));
     }
 
     #[test]

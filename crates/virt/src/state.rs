@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{DiskBus, DiskDevice, Firmware, GraphicsConfig, NicKind, NicModel, PortForward};
+use crate::config::{
+    DiskBus, DiskDevice, Firmware, GraphicsConfig, NicKind, NicModel, PortForward,
+};
 use crate::qemu::args::{Accel, CacheMode, ImageFormat};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

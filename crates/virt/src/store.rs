@@ -47,7 +47,10 @@ pub enum StoreError {
     },
 }
 
-pub(crate) fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+pub(crate) fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> StoreError + 'a {
     move |source| StoreError::Io {
         op,
         path: path.to_path_buf(),
@@ -61,7 +64,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
-        path.file_name().map_or("file".into(), |n| n.to_string_lossy()),
+        path.file_name()
+            .map_or("file".into(), |n| n.to_string_lossy()),
         std::process::id()
     ));
     let result = (|| {
@@ -199,12 +203,11 @@ impl VmStore {
             }
             Err(e) => return Err(io_err("read", &path)(e)),
         };
-        let state: VmState = serde_json::from_slice(&bytes).map_err(|source| {
-            StoreError::Malformed {
+        let state: VmState =
+            serde_json::from_slice(&bytes).map_err(|source| StoreError::Malformed {
                 path: path.clone(),
                 source,
-            }
-        })?;
+            })?;
         if state.version != VmState::VERSION {
             return Err(StoreError::Version {
                 path,

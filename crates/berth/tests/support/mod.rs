@@ -102,17 +102,31 @@ pub fn wait_for_port(port: u16) {
     panic!("nothing listens on 127.0.0.1:{port}");
 }
 
-/// A berth state root of its own.
+/// A berth state root of its own, with its own run root, default bridge, subnets and
+/// nftables table, so tests can run in parallel; dropping it removes every container,
+/// network, mount and firewall table it made.
 pub struct Berth {
     pub root: TempDir,
+    pub run_root: TempDir,
     pub docker_config: TempDir,
+    /// Network settings passed as BERTH_BRIDGE/BERTH_SUBNET/BERTH_POOL/BERTH_NFT_TABLE.
+    pub bridge: String,
+    pub subnet_octet: u32,
+    pub nft_table: String,
 }
 
 impl Berth {
     pub fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid = std::process::id();
         Self {
             root: TempDir::new("root"),
+            run_root: TempDir::new("run"),
             docker_config: TempDir::new("dockercfg"),
+            bridge: format!("bt{}x{n}", pid % 100_000),
+            subnet_octet: 100 + (pid + n) % 150,
+            nft_table: format!("bt{pid}_{n}"),
         }
     }
 
@@ -120,9 +134,17 @@ impl Berth {
         let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
         c.arg("--root")
             .arg(self.root.path())
+            .arg("--run-root")
+            .arg(self.run_root.path())
             .args(args)
             .env("DOCKER_CONFIG", self.docker_config.path())
+            .env("BERTH_BRIDGE", &self.bridge)
+            .env("BERTH_SUBNET", format!("10.{}.0.0/24", self.subnet_octet))
+            .env("BERTH_POOL", format!("10.{}.128.0/17", self.subnet_octet))
+            .env("BERTH_NFT_TABLE", &self.nft_table)
             .env_remove("BERTH_ROOT")
+            .env_remove("BERTH_RUN_ROOT")
+            .env_remove("BERTH_RUNTIME")
             .stdin(Stdio::null());
         c
     }
@@ -189,6 +211,34 @@ impl Berth {
         match std::fs::read(self.images_dir().join("index.json")) {
             Ok(b) => serde_json::from_slice(&b).expect("index.json parses"),
             Err(_) => serde_json::json!({"images": {}, "tags": {}}),
+        }
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        if !self.root.path().join("containers").exists() {
+            return;
+        }
+        let ids = self.run(&["ps", "-aq", "--no-trunc"]);
+        for id in String::from_utf8_lossy(&ids.stdout).lines() {
+            let _ = self.run(&["rm", "-f", "-v", id]);
+        }
+        let nets = self.run(&["network", "ls", "-q"]);
+        for n in String::from_utf8_lossy(&nets.stdout).lines() {
+            let _ = self.run(&["network", "rm", n]);
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &self.nft_table])
+            .stderr(Stdio::null())
+            .status();
+        // Anything still mounted under the roots (a test that failed half way).
+        for root in [self.root.path(), self.run_root.path()] {
+            unmount_under(root);
         }
     }
 }
@@ -268,6 +318,26 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Lazily unmounts every mount point below `root`, deepest first.
+pub fn unmount_under(root: &Path) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let prefix = root.to_string_lossy().to_string();
+    let mut points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&prefix))
+        .map(str::to_string)
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&p)
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

@@ -104,7 +104,8 @@ fn cpu_has_virtualization(cpuinfo: &str) -> bool {
 
 fn run_probe(qemu: &Path, scratch: &Path) -> Result<(), String> {
     let image = scratch.join(format!("kvm-probe-{}.bin", std::process::id()));
-    std::fs::write(&image, probe_firmware()).map_err(|e| format!("write {}: {e}", image.display()))?;
+    std::fs::write(&image, probe_firmware())
+        .map_err(|e| format!("write {}: {e}", image.display()))?;
     let result = run_probe_image(qemu, &image);
     let _ = std::fs::remove_file(&image);
     result
@@ -236,18 +237,30 @@ mod tests {
         assert_eq!(rom.len(), 65536);
         assert_eq!(&rom[0xFFF0..0xFFF5], &[0xEA, 0x00, 0xE0, 0x00, 0xF0]);
         // The 32-bit entry the first far jump names.
-        assert_eq!(&rom[CODE_OFFSET + 0x1C..CODE_OFFSET + 0x20], &[0x66, 0xB8, 0x10, 0x00]);
+        assert_eq!(
+            &rom[CODE_OFFSET + 0x1C..CODE_OFFSET + 0x20],
+            &[0x66, 0xB8, 0x10, 0x00]
+        );
         // The 64-bit entry the second far jump names.
-        assert_eq!(&rom[CODE_OFFSET + 0x83..CODE_OFFSET + 0x85], &[0xB0, PROBE_OK]);
+        assert_eq!(
+            &rom[CODE_OFFSET + 0x83..CODE_OFFSET + 0x85],
+            &[0xB0, PROBE_OK]
+        );
         // lgdt's operand points at the descriptor, which points at the GDT.
         assert_eq!(&rom[CODE_OFFSET + 10..CODE_OFFSET + 12], &[0xB0, 0xE0]);
-        let base = u32::from_le_bytes(rom[CODE_OFFSET + 0xB2..CODE_OFFSET + 0xB6].try_into().unwrap());
+        let base = u32::from_le_bytes(
+            rom[CODE_OFFSET + 0xB2..CODE_OFFSET + 0xB6]
+                .try_into()
+                .unwrap(),
+        );
         assert_eq!(base, 0xFE098);
     }
 
     #[test]
     fn cpu_flags() {
-        assert!(cpu_has_virtualization("processor: 0\nflags\t\t: fpu vme vmx sse\n"));
+        assert!(cpu_has_virtualization(
+            "processor: 0\nflags\t\t: fpu vme vmx sse\n"
+        ));
         assert!(cpu_has_virtualization("flags : svm lm\n"));
         assert!(!cpu_has_virtualization("flags : fpu hypervisor lm\n"));
     }
@@ -263,7 +276,14 @@ mod tests {
         let image = dir.join("probe.bin");
         std::fs::write(&image, probe_firmware()).unwrap();
         let status = Command::new(qemu)
-            .args(["-nodefaults", "-no-user-config", "-machine", "pc", "-accel", "tcg"])
+            .args([
+                "-nodefaults",
+                "-no-user-config",
+                "-machine",
+                "pc",
+                "-accel",
+                "tcg",
+            ])
             .args(["-m", "16", "-display", "none", "-bios"])
             .arg(&image)
             .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x4"])

@@ -48,9 +48,18 @@ struct Target {
 
 const DESCRIPTOR_DIRS: &[&str] = &["/etc/qemu/firmware", "/usr/share/qemu/firmware"];
 const FALLBACKS: &[(&str, &str)] = &[
-    ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
-    ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
-    ("/usr/share/edk2/ovmf/OVMF_CODE.fd", "/usr/share/edk2/ovmf/OVMF_VARS.fd"),
+    (
+        "/usr/share/OVMF/OVMF_CODE_4M.fd",
+        "/usr/share/OVMF/OVMF_VARS_4M.fd",
+    ),
+    (
+        "/usr/share/OVMF/OVMF_CODE.fd",
+        "/usr/share/OVMF/OVMF_VARS.fd",
+    ),
+    (
+        "/usr/share/edk2/ovmf/OVMF_CODE.fd",
+        "/usr/share/edk2/ovmf/OVMF_VARS.fd",
+    ),
 ];
 
 /// The UEFI firmware to use, if one is installed.
@@ -79,14 +88,19 @@ pub fn find_uefi() -> Option<UefiFirmware> {
 
 fn usable(descriptor: &[u8]) -> Option<UefiFirmware> {
     let d: Descriptor = serde_json::from_slice(descriptor).ok()?;
-    let q35 = d.targets.iter().any(|t| {
-        t.architecture == "x86_64" && t.machines.iter().any(|m| m.starts_with("pc-q35"))
-    });
+    let q35 = d
+        .targets
+        .iter()
+        .any(|t| t.architecture == "x86_64" && t.machines.iter().any(|m| m.starts_with("pc-q35")));
     let plain = !d
         .features
         .iter()
         .any(|f| matches!(f.as_str(), "secure-boot" | "requires-smm" | "enrolled-keys"));
-    if !(d.interface_types.iter().any(|t| t == "uefi") && q35 && plain && d.mapping.device == "flash") {
+    if !(d.interface_types.iter().any(|t| t == "uefi")
+        && q35
+        && plain
+        && d.mapping.device == "flash")
+    {
         return None;
     }
     let fw = UefiFirmware {

@@ -1,0 +1,309 @@
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+#[test]
+fn attached_run_returns_the_exit_code_and_streams_output() {
+    let b = with_busybox();
+    let out = b.run(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 7",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
+    // --rm: gone once `run` returns.
+    assert!(b.ok(&["ps", "-aq"]).is_empty());
+}
+
+#[test]
+fn stdin_reaches_the_container_with_interactive() {
+    let b = with_busybox();
+    let mut child = b
+        .cmd(&["run", "--rm", "-i", "busybox", "tr", "a-z", "A-Z"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO\n");
+}
+
+#[test]
+fn detached_container_logs_exec_stop_and_rm() {
+    let b = with_busybox();
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "ticker",
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64);
+    let ps = b.ok(&["ps"]);
+    assert!(ps.contains("ticker") && ps.contains("Up "), "{ps}");
+
+    // logs -f streams while it runs.
+    let mut follow = b
+        .cmd(&["logs", "-f", "ticker"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    use std::io::BufRead;
+    for _ in 0..5 {
+        let mut l = String::new();
+        reader.read_line(&mut l).unwrap();
+        lines.push(l);
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(lines.iter().all(|l| l.starts_with("tick ")), "{lines:?}");
+    let tail = b.ok(&["logs", "--tail", "2", "ticker"]);
+    assert_eq!(tail.lines().count(), 2, "{tail}");
+
+    // exec runs inside the container's namespaces.
+    let out = b.ok(&[
+        "exec",
+        "ticker",
+        "sh",
+        "-c",
+        "hostname; ps -o pid,comm | grep -c sh",
+    ]);
+    assert!(out.starts_with(&id[..12]), "{out}");
+
+    // stop returns within its timeout: sh as PID 1 ignores SIGTERM, so this is the kill.
+    let start = Instant::now();
+    b.ok(&["stop", "-t", "1", "ticker"]);
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(4), "stop took {took:?}");
+    let state = inspect(&b, "ticker");
+    assert_eq!(state["State"]["Status"], "exited");
+    assert_eq!(state["State"]["ExitCode"], 137);
+
+    b.ok(&["rm", "ticker"]);
+    assert_nothing_left(&b, &id);
+}
+
+#[test]
+fn oom_kill_shows_as_137_and_in_inspect() {
+    let b = with_busybox();
+    let out = b.run(&[
+        "run",
+        "--name",
+        "hog",
+        "--memory",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 100m /dev/zero | tail",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = inspect(&b, "hog");
+    assert_eq!(state["State"]["OOMKilled"], true, "{state}");
+    assert_eq!(state["HostConfig"]["Memory"], 64 << 20);
+}
+
+#[test]
+fn pids_and_cpu_limits_are_applied() {
+    let b = with_busybox();
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--pids-limit",
+            "20",
+            "--cpus",
+            "0.5",
+            "busybox",
+            "sleep",
+            "30",
+        ])
+        .trim()
+        .to_string();
+    let pids = ["/sys/fs/cgroup/pids/berth", "/sys/fs/cgroup/berth"]
+        .iter()
+        .map(|d| std::path::Path::new(d).join(&id).join("pids.max"))
+        .find(|p| p.exists())
+        .expect("pids cgroup of the container");
+    assert_eq!(std::fs::read_to_string(pids).unwrap().trim(), "20");
+    // Forking past the limit fails inside.
+    let out = b.run(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "for i in $(seq 40); do sleep 5 & done; wait",
+    ]);
+    assert!(
+        !out.status.success() || String::from_utf8_lossy(&out.stderr).contains("fork"),
+        "{out:?}"
+    );
+    b.ok(&["rm", "-f", &id]);
+    assert_nothing_left(&b, &id);
+}
+
+#[test]
+fn restart_on_failure_retries_then_gives_up() {
+    let b = with_busybox();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    let done = eventually(Duration::from_secs(10), || {
+        let s = inspect(&b, "flaky");
+        (s["State"]["Status"] == "exited" && s["RestartCount"] == 2).then_some(s)
+    });
+    let s = done.expect("two restarts then exited");
+    assert_eq!(s["State"]["ExitCode"], 3);
+    assert_eq!(b.ok(&["wait", "flaky"]).trim(), "3");
+}
+
+#[test]
+fn named_volume_outlives_its_container() {
+    let b = with_busybox();
+    b.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "keep:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo persisted > /data/f",
+    ]);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "keep:/data:ro",
+        "busybox",
+        "cat",
+        "/data/f",
+    ]);
+    assert_eq!(out, "persisted\n");
+    let err = b.fails(&[
+        "run",
+        "--rm",
+        "-v",
+        "keep:/data:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /data/f",
+    ]);
+    assert!(err.contains("Read-only"), "{err}");
+    let ls = b.ok(&["volume", "ls", "-q"]);
+    assert_eq!(ls.trim(), "keep");
+    b.ok(&["volume", "rm", "keep"]);
+}
+
+#[test]
+fn killed_supervisor_is_reported_exited_and_rm_cleans_up() {
+    let b = with_busybox();
+    let id = b
+        .ok(&["run", "-d", "busybox", "sleep", "300"])
+        .trim()
+        .to_string();
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            b.root
+                .path()
+                .join("containers")
+                .join(&id)
+                .join("state.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let sup = state["supervisor_pid"].as_i64().unwrap();
+    let init = state["pid"].as_i64().unwrap();
+    run_ok(std::process::Command::new("kill").args(["-9", &sup.to_string()]));
+    let s = eventually(Duration::from_secs(5), || {
+        let s = inspect(&b, &id);
+        (s["State"]["Status"] == "exited").then_some(s)
+    })
+    .expect("reported exited after its supervisor died");
+    assert_eq!(s["State"]["Running"], false);
+    // Gone, or a zombie waiting for a parent that does not reap (not running either way).
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{init}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()
+                    .map(|r| r.trim_start().starts_with('Z'))
+                    .map(|zombie| !zombie)
+            })
+            .unwrap_or(false)
+    };
+    assert!(
+        eventually(Duration::from_secs(3), || (!running()).then_some(())).is_some(),
+        "the container's process outlived its supervisor"
+    );
+    b.ok(&["rm", &id]);
+    assert_nothing_left(&b, &id);
+}
+
+#[test]
+fn host_and_none_networks() {
+    let b = with_busybox();
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert_eq!(out.lines().count(), 1, "only lo in a none network: {out}");
+    assert!(out.contains("lo:") && out.contains("UP"), "{out}");
+    let host_links = run_ok(std::process::Command::new("ip").args(["-o", "link"]));
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert_eq!(out.lines().count(), host_links.lines().count(), "{out}");
+}
