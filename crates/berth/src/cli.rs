@@ -72,6 +72,16 @@ pub enum Command {
     Rename(RenameArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Display a sample of containers' resource usage
+    Stats(StatsArgs),
+    /// Copy files between a container and the host (CONTAINER:PATH)
+    Cp(CpArgs),
+    /// Pause all processes within one or more containers
+    Pause(ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(ContainersArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -152,6 +162,16 @@ pub enum ContainerCommand {
     Rename(RenameArgs),
     /// List port mappings or a specific mapping for the container
     Port(PortArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Display a sample of containers' resource usage
+    Stats(StatsArgs),
+    /// Copy files between a container and the host (CONTAINER:PATH)
+    Cp(CpArgs),
+    /// Pause all processes within one or more containers
+    Pause(ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(ContainersArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
 }

@@ -5,6 +5,7 @@
 
 pub mod bundle;
 pub mod caps;
+pub mod cp;
 pub mod create;
 pub mod exec;
 pub mod id;
@@ -12,12 +13,14 @@ pub mod inspect;
 pub mod logs;
 pub mod network;
 pub mod options;
+pub mod pause;
 pub mod remove;
 pub mod rootfs;
 pub mod runtime;
 pub mod spec;
 pub mod start;
 pub mod state;
+pub mod stats;
 pub mod status;
 pub mod stop;
 pub mod store;
@@ -72,6 +75,10 @@ pub enum EngineError {
     NotRunning { name: String },
     #[error("cannot remove container {name}: container is running: stop the container before removing or force remove")]
     Running { name: String },
+    #[error("container {name} is already paused")]
+    AlreadyPaused { name: String },
+    #[error("container {name} is not paused")]
+    NotPaused { name: String },
     #[error("container {name} is already running")]
     AlreadyRunning { name: String },
     #[error("start container {name}: {message}")]

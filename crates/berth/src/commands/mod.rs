@@ -102,6 +102,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             container::port(&ctx, a)
         }
         Command::Container(ContainerCommand::Prune(_)) => container::prune(&ctx),
+        Command::Top(a) | Command::Container(ContainerCommand::Top(a)) => container::top(&ctx, a),
+        Command::Stats(a) | Command::Container(ContainerCommand::Stats(a)) => {
+            container::stats(&ctx, a)
+        }
+        Command::Cp(a) | Command::Container(ContainerCommand::Cp(a)) => container::cp(&ctx, a),
+        Command::Pause(a) | Command::Container(ContainerCommand::Pause(a)) => {
+            container::pause(&ctx, a, true)
+        }
+        Command::Unpause(a) | Command::Container(ContainerCommand::Unpause(a)) => {
+            container::pause(&ctx, a, false)
+        }
         Command::Container(ContainerCommand::Inspect(a)) => image::inspect_containers(&ctx, a),
         Command::Volume(c) => volume::run(&ctx, c),
         Command::Network(c) => network::run(&ctx, c),

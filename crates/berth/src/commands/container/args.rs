@@ -261,3 +261,11 @@ pub struct PortArgs {
     /// PRIVATE_PORT[/PROTO]
     pub port: Option<String>,
 }
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    pub container: String,
+    /// Options passed to ps (default -f)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}

@@ -6,6 +6,7 @@ pub mod args;
 mod attach;
 mod exec;
 mod list;
+mod observe;
 mod run;
 
 use std::process::ExitCode;
@@ -17,6 +18,7 @@ use super::Ctx;
 use args::*;
 pub use exec::exec;
 pub use list::{logs, port, ps};
+pub use observe::{cp, stats_cmd as stats, top};
 pub use run::{create, run};
 
 /// Docker's exit status for errors of the CLI itself (as opposed to the container's).
@@ -78,6 +80,18 @@ pub fn restart(ctx: &Ctx, args: StopArgs) -> Result<ExitCode> {
         engine.start(n, false)?;
         Ok(())
     })
+}
+
+pub fn pause(ctx: &Ctx, args: ContainersArgs, pause: bool) -> Result<ExitCode> {
+    let engine = engine(ctx)?;
+    each(
+        &args.containers,
+        if pause { "pause" } else { "unpause" },
+        |n| {
+            engine.pause(n, pause)?;
+            Ok(())
+        },
+    )
 }
 
 pub fn kill(ctx: &Ctx, args: KillArgs) -> Result<ExitCode> {
