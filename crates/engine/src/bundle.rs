@@ -65,7 +65,28 @@ pub fn rewrite_in_place(path: &Path, content: &str) -> std::io::Result<()> {
     f.write_all(content.as_bytes())
 }
 
+/// The static init for `--init` (init/berth-init.c, built by build.rs).
+static INIT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth-init"));
+
+/// Where `--init` puts its init inside the container.
+pub const INIT_PATH: &str = "/dev/init";
+
 impl Engine {
+    /// The init binary on the host, written once per state root.
+    fn init_binary(&self) -> Result<PathBuf, EngineError> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.root.join("init").join("berth-init");
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == INIT.len() as u64) {
+            return Ok(path);
+        }
+        let dir = self.root.join("init");
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        crate::store::write_atomic(&path, INIT)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .map_err(io("chmod", &path))?;
+        Ok(path)
+    }
+
     pub fn overlay(&self, id: &str) -> Overlay {
         Overlay::in_dir(&self.containers.dir(id))
     }
@@ -130,6 +151,14 @@ impl Engine {
                 source,
                 target: m.target.clone(),
                 readonly: m.readonly,
+            });
+        }
+        if config.init {
+            mounts.push(ResolvedMount {
+                kind: MountKind::Bind,
+                source: self.init_binary()?,
+                target: INIT_PATH.into(),
+                readonly: true,
             });
         }
         let spec = spec::build(&SpecInput {

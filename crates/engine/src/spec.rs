@@ -158,7 +158,14 @@ pub fn build(input: &SpecInput<'_>) -> Spec {
     let caps = capabilities(c);
     let process = spec.process.get_or_insert_with(Default::default);
     process.terminal = c.tty;
-    process.args = c.argv();
+    process.args = if c.init {
+        [crate::bundle::INIT_PATH.to_string(), "--".to_string()]
+            .into_iter()
+            .chain(c.argv())
+            .collect()
+    } else {
+        c.argv()
+    };
     process.cwd = if c.working_dir.is_empty() {
         "/".into()
     } else {

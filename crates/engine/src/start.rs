@@ -25,7 +25,7 @@ pub enum Report {
 }
 
 impl SupervisorHandle {
-    pub fn next(&mut self) -> Report {
+    pub fn next_report(&mut self) -> Report {
         let mut line = String::new();
         match self.status.read_line(&mut line) {
             Ok(0) | Err(_) => Report::Gone,
@@ -123,7 +123,7 @@ impl Engine {
             child,
             status: BufReader::new(std::fs::File::from(read)),
         };
-        match handle.next() {
+        match handle.next_report() {
             Report::Started(pid) => Ok((id, handle, pid)),
             Report::Error(message) => Err(EngineError::StartFailed {
                 name: config.name,

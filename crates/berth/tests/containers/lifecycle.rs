@@ -307,3 +307,38 @@ fn host_and_none_networks() {
     ]);
     assert_eq!(out.lines().count(), host_links.lines().count(), "{out}");
 }
+
+#[test]
+fn init_forwards_signals_and_returns_the_exit_code() {
+    let b = with_busybox();
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "tr '\\0' ' ' < /proc/1/cmdline",
+    ]);
+    assert!(
+        out.starts_with("/dev/init -- sh"),
+        "PID 1 is the init: {out}"
+    );
+    let code = b
+        .run(&["run", "--rm", "--init", "busybox", "sh", "-c", "exit 4"])
+        .status
+        .code();
+    assert_eq!(code, Some(4));
+    // `sleep` as PID 1 would ignore SIGTERM until the kill; behind the init it stops at once.
+    b.ok(&[
+        "run", "-d", "--name", "sleeper", "--init", "busybox", "sleep", "300",
+    ]);
+    let start = Instant::now();
+    b.ok(&["stop", "-t", "10", "sleeper"]);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(inspect(&b, "sleeper")["State"]["ExitCode"], 143);
+}

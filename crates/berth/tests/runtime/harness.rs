@@ -67,8 +67,28 @@ impl Runc {
         c
     }
 
+    /// Runs to completion with stdout and stderr in files, not pipes: a detached container
+    /// inherits them, and waiting for a pipe's end-of-file would wait for the container.
     pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("run berth-runc")
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let out_path = self.dir.path().join(format!("out-{n}"));
+        let err_path = self.dir.path().join(format!("err-{n}"));
+        let status = self
+            .cmd(args)
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .status()
+            .expect("run berth-runc");
+        // A detached container may still write: take what is there now.
+        let out = Output {
+            status,
+            stdout: std::fs::read(&out_path).unwrap_or_default(),
+            stderr: std::fs::read(&err_path).unwrap_or_default(),
+        };
+        let _ = std::fs::remove_file(out_path);
+        let _ = std::fs::remove_file(err_path);
+        out
     }
 
     pub fn ok(&self, args: &[&str]) -> String {

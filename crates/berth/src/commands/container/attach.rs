@@ -72,7 +72,7 @@ impl Drop for RawTerminal {
 pub fn follow(mut handle: SupervisorHandle, pid: i32) -> ExitCode {
     proxy_signals(pid);
     loop {
-        match handle.next() {
+        match handle.next_report() {
             Report::Exited(code) => return ExitCode::from(code.clamp(0, 255) as u8),
             Report::Started(pid) => TARGET.store(pid, Ordering::Relaxed),
             Report::Error(message) => {
