@@ -118,18 +118,22 @@ pub fn remove(
             None => true,
         };
         if delete {
-            if let Some(user) = users.user_of(&image.id) {
-                if !force {
-                    return Err(ImageError::InUse {
-                        name: name.to_string(),
-                        id: image.id.short().to_string(),
-                        user,
-                    });
-                }
+            let in_use = users.user_of(&image.id);
+            if let (Some(user), false) = (&in_use, force) {
+                return Err(ImageError::InUse {
+                    name: name.to_string(),
+                    id: image.id.short().to_string(),
+                    user: user.clone(),
+                });
             }
             for t in &tags {
                 idx.tags.remove(t);
                 out.push(Removed::Untagged(familiar(t)));
+            }
+            // Forced while a container uses it: untagged, but the layers under the
+            // container stay (Docker leaves it as a dangling image too).
+            if in_use.is_some() {
+                return Ok(out);
             }
             for rd in &image.repo_digests {
                 out.push(Removed::Untagged(familiar_digest(rd)));

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use berth_image::archive;
-use berth_image::images::{self, familiar, NoUsers, Removed};
+use berth_image::digest::Digest;
+use berth_image::images::{self, familiar, ImageUsers, Removed};
 use berth_image::reference::Reference;
 use serde_json::json;
 
@@ -122,6 +123,32 @@ pub fn list(ctx: &Ctx, args: ImagesArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Containers, as users of images: `rmi` refuses and `prune` skips what they use.
+struct ContainerUsers(Vec<(String, String)>);
+
+impl ContainerUsers {
+    fn load(ctx: &Ctx) -> Result<Self> {
+        let engine = super::container::engine(ctx)?;
+        let mut users = Vec::new();
+        for id in engine.containers.ids()? {
+            if let Ok(c) = engine.containers.config(&id) {
+                users.push((c.image_id.clone(), format!("container {}", c.short_id())));
+            }
+        }
+        Ok(Self(users))
+    }
+}
+
+impl ImageUsers for ContainerUsers {
+    fn user_of(&self, image: &Digest) -> Option<String> {
+        let id = image.to_string();
+        self.0
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, who)| who.clone())
+    }
+}
+
 pub fn tag(ctx: &Ctx, args: TagArgs) -> Result<ExitCode> {
     images::tag(&ctx.store()?, &args.source, &args.target)
         .with_context(|| format!("tag {}", args.source))?;
@@ -139,9 +166,10 @@ fn print_removed(removed: &[Removed]) {
 
 pub fn remove(ctx: &Ctx, args: RmiArgs) -> Result<ExitCode> {
     let store = ctx.store()?;
+    let users = ContainerUsers::load(ctx)?;
     let mut failed = false;
     for name in &args.images {
-        match images::remove(&store, name, args.force, &NoUsers) {
+        match images::remove(&store, name, args.force, &users) {
             Ok(removed) => print_removed(&removed),
             Err(e) => {
                 eprintln!("berth: rmi {name}: {e}");
@@ -158,7 +186,7 @@ pub fn remove(ctx: &Ctx, args: RmiArgs) -> Result<ExitCode> {
 
 pub fn prune(ctx: &Ctx, args: PruneArgs) -> Result<ExitCode> {
     let store = ctx.store()?;
-    let (removed, stats) = images::prune(&store, args.all, &NoUsers)?;
+    let (removed, stats) = images::prune(&store, args.all, &ContainerUsers::load(ctx)?)?;
     if !removed.is_empty() {
         println!("Deleted Images:");
         print_removed(&removed);

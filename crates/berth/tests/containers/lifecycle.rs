@@ -342,3 +342,24 @@ fn init_forwards_signals_and_returns_the_exit_code() {
     );
     assert_eq!(inspect(&b, "sleeper")["State"]["ExitCode"], 143);
 }
+
+#[test]
+fn rmi_refuses_an_image_a_container_uses() {
+    let b = with_busybox();
+    b.ok(&["create", "--name", "user", "busybox", "echo", "still here"]);
+    let err = b.fails(&["rmi", "busybox"]);
+    assert!(err.contains("is used by container"), "{err}");
+    // Forced: untagged, but the container keeps its layers and still runs.
+    let out = b.ok(&["rmi", "-f", "busybox"]);
+    assert!(
+        out.contains("Untagged: busybox:latest") && !out.contains("Deleted"),
+        "{out}"
+    );
+    let out = b.ok(&["start", "-a", "user"]);
+    assert_eq!(out, "still here\n");
+    // Once the container is gone, prune frees the image.
+    b.ok(&["rm", "user"]);
+    let out = b.ok(&["image", "prune", "-f"]);
+    assert!(out.contains("Deleted: sha256:"), "{out}");
+    assert!(b.store_entries("layers").is_empty());
+}
