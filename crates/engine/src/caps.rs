@@ -79,9 +79,29 @@ fn normalize_cap(c: &str) -> String {
 
 /// The capability set after `--cap-add`/`--cap-drop` (Docker's order: drop ALL first,
 /// then add, then drop the rest).
+/// Every capability berth itself may grant: ALL_CAPS (in kernel order, so the index is
+/// the capability number) limited to this process's bounding set. A root that lacks some
+/// (here CAP_SYS_RESOURCE) cannot give them to a container either.
+pub fn grantable() -> Vec<String> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bounding & (1 << i) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
 pub fn capabilities(config: &crate::state::ContainerConfig) -> Vec<String> {
     if config.privileged {
-        return strings(ALL_CAPS);
+        return grantable();
     }
     let drops: Vec<String> = config.cap_drop.iter().map(|c| normalize_cap(c)).collect();
     let adds: Vec<String> = config.cap_add.iter().map(|c| normalize_cap(c)).collect();
@@ -91,7 +111,7 @@ pub fn capabilities(config: &crate::state::ContainerConfig) -> Vec<String> {
         strings(DEFAULT_CAPS)
     };
     if adds.iter().any(|c| c == "CAP_ALL") {
-        caps = strings(ALL_CAPS);
+        caps = grantable();
     }
     for a in adds.iter().filter(|c| *c != "CAP_ALL") {
         if !caps.contains(a) {
@@ -126,7 +146,8 @@ mod tests {
         c.cap_add = vec!["KILL".into()];
         assert_eq!(capabilities(&c), vec!["CAP_KILL".to_string()]);
         c.privileged = true;
-        assert_eq!(capabilities(&c).len(), ALL_CAPS.len());
+        assert_eq!(capabilities(&c), grantable());
+        assert!(grantable().len() <= ALL_CAPS.len());
         assert!(known_cap("sys_admin") && !known_cap("CAP_FLY"));
     }
 }

@@ -363,3 +363,104 @@ fn rmi_refuses_an_image_a_container_uses() {
     assert!(out.contains("Deleted: sha256:"), "{out}");
     assert!(b.store_entries("layers").is_empty());
 }
+
+#[test]
+fn run_options_reach_the_process() {
+    let b = with_busybox();
+    let dir = TempDir::new("envfile");
+    let env_file = dir.path().join("env");
+    std::fs::write(&env_file, "# comment\nFROM_FILE=yes\n").unwrap();
+    let out = b.ok(&[
+        "run", "--rm", "-u", "65534", "-w", "/tmp", "--hostname", "box1", "-e", "A=1",
+        "--env-file", env_file.to_str().unwrap(), "--label", "team=infra", "--read-only", "--tmpfs", "/tmp",
+        "busybox", "sh", "-c", "id -u; pwd; hostname; echo $A $FROM_FILE; touch /tmp/ok && echo tmp-writable; touch /etc/x 2>&1 || echo root-readonly",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        &lines[..5],
+        ["65534", "/tmp", "box1", "1 yes", "tmp-writable"],
+        "{out}"
+    );
+    assert!(out.contains("root-readonly"), "{out}");
+
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "echo",
+        "busybox",
+        "from",
+        "entrypoint",
+    ]);
+    assert_eq!(out, "from entrypoint\n");
+}
+
+#[test]
+fn default_security_and_privileged() {
+    let b = with_busybox();
+    let caps = |args: &[&str]| -> u64 {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["busybox", "sh", "-c", "grep CapEff /proc/self/status"]);
+        let out = b.ok(&a);
+        u64::from_str_radix(out.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    let default = caps(&[]);
+    assert_eq!(
+        default.count_ones(),
+        14,
+        "Docker's default set: {default:x}"
+    );
+    assert_eq!(default & (1 << 21), 0, "no CAP_SYS_ADMIN by default");
+    assert_ne!(caps(&["--cap-add", "SYS_ADMIN"]) & (1 << 21), 0);
+    assert_eq!(caps(&["--cap-drop", "ALL"]), 0);
+    assert!(caps(&["--privileged"]).count_ones() >= 38);
+
+    // Masked paths (one that this kernel has) and the default seccomp filter.
+    let masked = [
+        "/proc/timer_list",
+        "/proc/keys",
+        "/proc/sched_debug",
+        "/proc/kcore",
+    ]
+    .into_iter()
+    .find(|p| std::fs::read(p).is_ok_and(|c| !c.is_empty()))
+    .expect("the host has a masked /proc file with content");
+    let script = format!("wc -c < {masked}; unshare -n true 2>/dev/null || echo denied");
+    let out = b.ok(&["run", "--rm", "busybox", "sh", "-c", &script]);
+    assert_eq!(
+        out, "0\ndenied\n",
+        "{masked} is masked and unshare is refused"
+    );
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "busybox",
+        "sh",
+        "-c",
+        "unshare -n true && echo allowed",
+    ]);
+    assert_eq!(out, "allowed\n");
+}
+
+#[test]
+fn publish_all_restart_rename_and_prune() {
+    let b = with_busybox();
+    let id = b
+        .ok(&["run", "-d", "--name", "old", "busybox", "sleep", "300"])
+        .trim()
+        .to_string();
+    b.ok(&["rename", "old", "new"]);
+    assert_eq!(inspect(&b, "new")["Id"], id.as_str());
+    let before = inspect(&b, "new")["State"]["StartedAt"].clone();
+    b.ok(&["restart", "-t", "1", "new"]);
+    let after = inspect(&b, "new");
+    assert_eq!(after["State"]["Status"], "running");
+    assert_ne!(after["State"]["StartedAt"], before);
+    b.ok(&["stop", "-t", "0", "new"]);
+    b.ok(&["create", "busybox", "true"]);
+    let out = b.ok(&["container", "prune", "-f"]);
+    assert_eq!(out.lines().filter(|l| l.len() == 64).count(), 2, "{out}");
+    assert!(b.ok(&["ps", "-aq"]).is_empty());
+}
