@@ -10,59 +10,9 @@ use crate::state::{ContainerConfig, ContainerState, Status};
 use crate::status::alive;
 use crate::{Engine, EngineError};
 
-const SIGNALS: &[(&str, i32)] = &[
-    ("HUP", 1),
-    ("INT", 2),
-    ("QUIT", 3),
-    ("ILL", 4),
-    ("TRAP", 5),
-    ("ABRT", 6),
-    ("IOT", 6),
-    ("BUS", 7),
-    ("FPE", 8),
-    ("KILL", 9),
-    ("USR1", 10),
-    ("SEGV", 11),
-    ("USR2", 12),
-    ("PIPE", 13),
-    ("ALRM", 14),
-    ("TERM", 15),
-    ("STKFLT", 16),
-    ("CHLD", 17),
-    ("CONT", 18),
-    ("STOP", 19),
-    ("TSTP", 20),
-    ("TTIN", 21),
-    ("TTOU", 22),
-    ("URG", 23),
-    ("XCPU", 24),
-    ("XFSZ", 25),
-    ("VTALRM", 26),
-    ("PROF", 27),
-    ("WINCH", 28),
-    ("IO", 29),
-    ("POLL", 29),
-    ("PWR", 30),
-    ("SYS", 31),
-];
-
-/// `TERM`, `SIGTERM`, `15` → 15.
+/// `TERM`, `SIGTERM`, `15` → 15 (the runtime's table, shared with `berth-runc kill`).
 pub fn parse_signal(s: &str) -> Result<i32, EngineError> {
-    let bad = || EngineError::InvalidSignal(s.to_string());
-    if let Ok(n) = s.parse::<i32>() {
-        return if (1..=64).contains(&n) {
-            Ok(n)
-        } else {
-            Err(bad())
-        };
-    }
-    let name = s.to_ascii_uppercase();
-    let name = name.strip_prefix("SIG").unwrap_or(&name);
-    SIGNALS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| *v)
-        .ok_or_else(bad)
+    berth_runtime::signal::parse(s).map_err(|_| EngineError::InvalidSignal(s.to_string()))
 }
 
 fn send(pid: i32, sig: i32) -> Result<(), EngineError> {

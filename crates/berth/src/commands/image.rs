@@ -196,53 +196,45 @@ pub fn prune(ctx: &Ctx, args: PruneArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `berth container inspect`: containers only.
-pub fn inspect_containers(ctx: &Ctx, args: InspectArgs) -> Result<ExitCode> {
-    let engine = super::container::engine(ctx)?;
-    let mut out = Vec::new();
-    let mut failed = false;
-    for name in &args.names {
-        match engine.inspect(name) {
-            Ok(v) => out.push(v),
-            Err(e) => {
-                eprintln!("berth: inspect {name}: {e}");
-                failed = true;
-            }
-        }
-    }
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+/// What `inspect` looks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Container,
+    Image,
+    /// A container first, then an image (`berth inspect`, as Docker does).
+    Any,
 }
 
-/// `berth inspect` looks for a container first, then an image (as Docker does);
-/// `berth image inspect` only for images.
+pub fn inspect_containers(ctx: &Ctx, args: InspectArgs) -> Result<ExitCode> {
+    inspect_any(ctx, args, Kind::Container)
+}
+
 pub fn inspect(ctx: &Ctx, args: InspectArgs) -> Result<ExitCode> {
-    inspect_any(ctx, args, true)
+    inspect_any(ctx, args, Kind::Any)
 }
 
 pub fn inspect_images(ctx: &Ctx, args: InspectArgs) -> Result<ExitCode> {
-    inspect_any(ctx, args, false)
+    inspect_any(ctx, args, Kind::Image)
 }
 
-fn inspect_any(ctx: &Ctx, args: InspectArgs, containers: bool) -> Result<ExitCode> {
+fn inspect_any(ctx: &Ctx, args: InspectArgs, kind: Kind) -> Result<ExitCode> {
     let store = ctx.store()?;
-    let engine = if containers {
-        Some(super::container::engine(ctx)?)
-    } else {
-        None
+    let engine = match kind {
+        Kind::Image => None,
+        Kind::Container | Kind::Any => Some(super::container::engine(ctx)?),
     };
     let mut out = Vec::new();
     let mut failed = false;
     for name in &args.names {
-        if let Some(Ok(v)) = engine.as_ref().map(|e| e.inspect(name)) {
-            out.push(v);
-            continue;
-        }
-        match images::inspect(&store, name) {
+        let found = match (kind, engine.as_ref().map(|e| e.inspect(name))) {
+            (_, Some(Ok(v))) => Ok(v),
+            (Kind::Container, Some(Err(e))) => Err(e.to_string()),
+            (Kind::Any, _) => {
+                images::inspect(&store, name).map_err(|_| format!("no such object: {name}"))
+            }
+            _ => images::inspect(&store, name).map_err(|e| e.to_string()),
+        };
+        match found {
             Ok(v) => out.push(v),
             Err(e) => {
                 eprintln!("berth: inspect {name}: {e}");

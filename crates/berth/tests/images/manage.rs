@@ -124,8 +124,10 @@ fn images_formats_and_inspect() {
     assert_eq!(img["RootFS"]["Layers"].as_array().unwrap().len(), 1);
     // By unique id prefix too, and a clear error for unknown names.
     b.ok(&["inspect", &id[7..13]]);
-    let err = b.fails(&["inspect", "missing:tag"]);
+    let err = b.fails(&["image", "inspect", "missing:tag"]);
     assert!(err.contains("no such image: missing:tag"), "{err}");
+    let err = b.fails(&["inspect", "missing:tag"]);
+    assert!(err.contains("no such object: missing:tag"), "{err}");
 }
 
 #[test]
