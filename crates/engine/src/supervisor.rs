@@ -312,13 +312,21 @@ impl Engine {
         let mut pump = Pump {
             log: &mut log,
             forward: attached,
+            follow_size: false,
             last_size: None,
         };
         let wait = match &master {
-            Some(m) => pump.run_tty(m, attached && config.open_stdin, &pidfd, pid),
-            None => pump.run_pipes(
-                out_r.as_ref().expect("pipes"),
-                err_r.as_ref().expect("pipes"),
+            Some(m) => {
+                pump.follow_size = attached;
+                let input = (attached && config.open_stdin).then_some(m);
+                pump.run(&[(m, Stream::Stdout)], input, &pidfd, pid)
+            }
+            None => pump.run(
+                &[
+                    (out_r.as_ref().expect("pipes"), Stream::Stdout),
+                    (err_r.as_ref().expect("pipes"), Stream::Stderr),
+                ],
+                None,
                 &pidfd,
                 pid,
             ),
@@ -420,6 +428,8 @@ fn copy_window_size(master: BorrowedFd<'_>) -> Option<rustix::termios::Winsize> 
 struct Pump<'a> {
     log: &'a mut LogWriter,
     forward: bool,
+    /// Give the pty the attached terminal's size (tty mode).
+    follow_size: bool,
     last_size: Option<(u16, u16)>,
 }
 
@@ -458,112 +468,48 @@ impl Pump<'_> {
         Ok(status.map_or(255, |(_, s)| exit_code(s)))
     }
 
-    fn run_pipes(
+    /// Copies output until the container has exited and its outputs are closed (or, if
+    /// something inherited them and lives on, a moment after the exit). With `input`, the
+    /// attached stdin goes to the given descriptor (the pty); with `follow_size`, the pty
+    /// takes the attached terminal's size whenever it changes.
+    fn run(
         &mut self,
-        out: &OwnedFd,
-        err: &OwnedFd,
-        pidfd: &OwnedFd,
-        pid: i32,
-    ) -> std::io::Result<i32> {
-        let mut buf = vec![0u8; 64 << 10];
-        let (mut out_open, mut err_open) = (true, true);
-        let mut code = None;
-        let mut deadline: Option<Instant> = None;
-        loop {
-            if !out_open && !err_open && code.is_some() {
-                break;
-            }
-            if deadline.is_some_and(|d| Instant::now() > d) {
-                // Something inherited the pipes and outlived the container: stop waiting.
-                break;
-            }
-            let mut fds = Vec::with_capacity(3);
-            if out_open {
-                fds.push(PollFd::new(out, PollFlags::IN));
-            }
-            if err_open {
-                fds.push(PollFd::new(err, PollFlags::IN));
-            }
-            if code.is_none() {
-                fds.push(PollFd::new(pidfd, PollFlags::IN));
-            }
-            let timeout = rustix::event::Timespec {
-                tv_sec: 0,
-                tv_nsec: 200_000_000,
-            };
-            match poll(&mut fds, Some(&timeout)) {
-                Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-            let ready: Vec<(i32, PollFlags)> = fds
-                .iter()
-                .map(|f| (f.as_fd().as_raw_fd(), f.revents()))
-                .collect();
-            for (fd, revents) in ready {
-                if revents.is_empty() {
-                    continue;
-                }
-                if fd == pidfd.as_raw_fd() {
-                    code = Some(Self::reap(pid)?);
-                    deadline = Some(Instant::now() + Duration::from_secs(2));
-                    continue;
-                }
-                let (which, stream) = if fd == out.as_raw_fd() {
-                    (out, Stream::Stdout)
-                } else {
-                    (err, Stream::Stderr)
-                };
-                let n = read_some(which.as_fd(), &mut buf)?;
-                if n == 0 {
-                    if stream == Stream::Stdout {
-                        out_open = false
-                    } else {
-                        err_open = false
-                    }
-                } else {
-                    let data = buf[..n].to_vec();
-                    self.emit(stream, &data);
-                }
-            }
-        }
-        Ok(code.unwrap_or(255))
-    }
-
-    fn run_tty(
-        &mut self,
-        master: &OwnedFd,
-        input: bool,
+        outputs: &[(&OwnedFd, Stream)],
+        input: Option<&OwnedFd>,
         pidfd: &OwnedFd,
         pid: i32,
     ) -> std::io::Result<i32> {
         let mut buf = vec![0u8; 64 << 10];
         let stdin = std::io::stdin();
+        let mut open: Vec<bool> = vec![true; outputs.len()];
         let mut input = input;
-        let mut master_open = true;
         let mut code = None;
         let mut deadline: Option<Instant> = None;
         loop {
-            if !master_open && code.is_some() {
+            if code.is_some() && !open.iter().any(|o| *o) {
                 break;
             }
             if deadline.is_some_and(|d| Instant::now() > d) {
                 break;
             }
-            if self.forward {
-                // Follow the attached terminal's size (checked each round, no signals needed).
+            if let (Some(master), true) =
+                (outputs.first().filter(|_| self.follow_size), self.forward)
+            {
                 if let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdout().as_fd()) {
                     let key = (size.ws_row, size.ws_col);
                     if self.last_size != Some(key) {
-                        let _ = rustix::termios::tcsetwinsize(master, size);
+                        let _ = rustix::termios::tcsetwinsize(master.0, size);
                         self.last_size = Some(key);
                     }
                 }
             }
-            let mut fds = Vec::with_capacity(3);
-            if master_open {
-                fds.push(PollFd::new(master, PollFlags::IN));
+            let mut fds = Vec::with_capacity(outputs.len() + 2);
+            for ((fd, _), o) in outputs.iter().zip(&open) {
+                if *o {
+                    fds.push(PollFd::new(*fd, PollFlags::IN));
+                }
             }
-            if input {
+            if input.is_some() {
                 fds.push(PollFd::from_borrowed_fd(stdin.as_fd(), PollFlags::IN));
             }
             if code.is_none() {
@@ -577,31 +523,29 @@ impl Pump<'_> {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
             }
-            let ready: Vec<(i32, PollFlags)> = fds
+            let ready: Vec<i32> = fds
                 .iter()
-                .map(|f| (f.as_fd().as_raw_fd(), f.revents()))
+                .filter(|f| !f.revents().is_empty())
+                .map(|f| f.as_fd().as_raw_fd())
                 .collect();
-            for (fd, revents) in ready {
-                if revents.is_empty() {
-                    continue;
-                }
+            for fd in ready {
                 if fd == pidfd.as_raw_fd() {
                     code = Some(Self::reap(pid)?);
-                    deadline = Some(Instant::now() + Duration::from_millis(500));
-                } else if fd == master.as_raw_fd() {
-                    let n = read_some(master.as_fd(), &mut buf)?;
+                    deadline = Some(Instant::now() + Duration::from_secs(2));
+                } else if let Some(i) = outputs.iter().position(|(o, _)| o.as_raw_fd() == fd) {
+                    let n = read_some(outputs[i].0.as_fd(), &mut buf)?;
                     if n == 0 {
-                        master_open = false;
+                        open[i] = false;
                     } else {
                         let data = buf[..n].to_vec();
-                        self.emit(Stream::Stdout, &data);
+                        self.emit(outputs[i].1, &data);
                     }
-                } else {
+                } else if let Some(target) = input {
                     let n = std::io::stdin().lock().read(&mut buf)?;
                     if n == 0 {
-                        input = false;
+                        input = None;
                     } else {
-                        rustix::io::write(master, &buf[..n])?;
+                        rustix::io::write(target, &buf[..n])?;
                     }
                 }
             }
