@@ -464,3 +464,17 @@ fn publish_all_restart_rename_and_prune() {
     assert_eq!(out.lines().filter(|l| l.len() == 64).count(), 2, "{out}");
     assert!(b.ok(&["ps", "-aq"]).is_empty());
 }
+
+#[test]
+fn run_pulls_a_missing_image_first() {
+    let reg = Registry::start();
+    let image = reg.seed("busybox.oci.tar", "library/busybox:1");
+    let b = Berth::new();
+    let out = b.run(&["run", "--rm", &image, "echo", "pulled and ran"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "pulled and ran\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Unable to find image"));
+    assert_eq!(b.ok(&["images", "-q"]).lines().count(), 1);
+    let err = b.fails(&["run", "--rm", "--pull", "never", &reg.reference("library/other:1"), "true"]);
+    assert!(err.contains("no such image"), "{err}");
+}
