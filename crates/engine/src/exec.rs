@@ -69,7 +69,8 @@ impl Engine {
             process.user.gid = resolved.gid;
             process.user.additional_gids = resolved.additional_gids;
         }
-        let scratch = self.run_root.join("exec").join(crate::id::new_id());
+        // A short name: the console socket's path must fit in 108 bytes.
+        let scratch = self.run_root.join("exec").join(&crate::id::new_id()[..12]);
         std::fs::create_dir_all(&scratch).map_err(|source| EngineError::Io {
             op: "create",
             path: scratch.clone(),

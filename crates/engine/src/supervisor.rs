@@ -195,7 +195,10 @@ impl Engine {
         };
 
         // Standard streams: a pty (through the runtime's console socket) or pipes.
-        let console_path = dir.join("console.sock");
+        // Under the run root with a short name: a socket path must fit in 108 bytes.
+        let console_dir = self.run_root.join("console");
+        let _ = std::fs::create_dir_all(&console_dir);
+        let console_path = console_dir.join(format!("{}.sock", &id[..12]));
         let (listener, out_r, err_r, stdio) = if config.tty {
             let _ = std::fs::remove_file(&console_path);
             let listener =
@@ -352,6 +355,11 @@ impl Engine {
     /// Undoes what a start set up: runtime state and cgroup, network, rootfs mount.
     pub fn teardown(&self, config: &ContainerConfig, runtime: &Runtime) {
         let _ = runtime.delete(&config.id);
+        let _ = std::fs::remove_file(
+            self.run_root
+                .join("console")
+                .join(format!("{}.sock", &config.id[..12])),
+        );
         self.disconnect_networks(config);
         let _ = self.overlay(&config.id).unmount();
     }

@@ -471,10 +471,102 @@ fn run_pulls_a_missing_image_first() {
     let image = reg.seed("busybox.oci.tar", "library/busybox:1");
     let b = Berth::new();
     let out = b.run(&["run", "--rm", &image, "echo", "pulled and ran"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "pulled and ran\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("Unable to find image"));
     assert_eq!(b.ok(&["images", "-q"]).lines().count(), 1);
-    let err = b.fails(&["run", "--rm", "--pull", "never", &reg.reference("library/other:1"), "true"]);
+    let err = b.fails(&[
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        &reg.reference("library/other:1"),
+        "true",
+    ]);
     assert!(err.contains("no such image"), "{err}");
+}
+
+/// A tmux session killed when dropped.
+struct Tmux(String);
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn interactive_tty_is_a_real_pty_that_follows_resizes() {
+    let tmux = require_tool("tmux");
+    let b = with_busybox();
+    let session = Tmux(format!("berth-tty-{}", std::process::id()));
+    let berth = format!(
+        "env BERTH_BRIDGE={} BERTH_SUBNET=10.{}.0.0/24 BERTH_NFT_TABLE={} {} --root {} --run-root {} run --rm -it busybox sh; sleep 30",
+        b.bridge,
+        b.subnet_octet,
+        b.nft_table,
+        env!("CARGO_BIN_EXE_berth"),
+        b.root.path().display(),
+        b.run_root.path().display()
+    );
+    run_ok(std::process::Command::new(&tmux).args([
+        "new-session",
+        "-d",
+        "-s",
+        &session.0,
+        "-x",
+        "100",
+        "-y",
+        "20",
+        &berth,
+    ]));
+    let screen = || {
+        run_ok(std::process::Command::new("tmux").args(["capture-pane", "-p", "-t", &session.0]))
+    };
+    let keys = |k: &str| {
+        run_ok(std::process::Command::new("tmux").args(["send-keys", "-t", &session.0, k, "Enter"]))
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || screen()
+            .contains("/ #")
+            .then_some(()))
+        .is_some(),
+        "no prompt: {}",
+        screen()
+    );
+    keys("tty; stty size");
+    assert!(
+        eventually(Duration::from_secs(5), || (screen().contains("/dev/pts/0")
+            && screen().contains("20 100"))
+        .then_some(()))
+        .is_some(),
+        "{}",
+        screen()
+    );
+    run_ok(std::process::Command::new("tmux").args([
+        "resize-window",
+        "-t",
+        &session.0,
+        "-x",
+        "80",
+        "-y",
+        "15",
+    ]));
+    std::thread::sleep(Duration::from_millis(600));
+    keys("stty size");
+    assert!(
+        eventually(Duration::from_secs(5), || screen()
+            .contains("15 80")
+            .then_some(()))
+        .is_some(),
+        "{}",
+        screen()
+    );
+    keys("exit");
 }
