@@ -213,7 +213,23 @@ impl Engine {
                 m.source = id::new_id();
             }
         }
-        self.containers.create(&config)?;
+        // A generated name may be taken: draw again, as Docker does.
+        let mut tries = 0;
+        loop {
+            match self.containers.create(&config) {
+                Err(crate::store::StoreError::NameInUse { .. })
+                    if opts.name.is_none() && tries < 20 =>
+                {
+                    tries += 1;
+                    config.name = if tries < 10 {
+                        id::new_name()
+                    } else {
+                        format!("{}{}", id::new_name(), tries)
+                    };
+                }
+                other => break other?,
+            }
+        }
         for m in config.mounts.iter().filter(|m| m.kind == MountKind::Volume) {
             let anonymous = m.source.len() == 64 && m.source.bytes().all(|b| b.is_ascii_hexdigit());
             if let Err(e) = self
