@@ -6,14 +6,18 @@ use crate::state::{ContainerConfig, MountKind, Status};
 use crate::{Engine, EngineError};
 
 impl Engine {
-    /// Deletes a container that is not running (the caller stops it first).
+    /// Deletes a container that is not running (the caller stops it first). `torn_down`
+    /// says the runtime state, network and mounts are already gone (the supervisor's own
+    /// `--rm`); otherwise they are undone here, for a supervisor that was killed.
     pub fn remove_records(
         &self,
         config: &ContainerConfig,
         volumes: bool,
+        torn_down: bool,
     ) -> Result<(), EngineError> {
-        // Whatever a killed supervisor did not undo.
-        self.teardown(config, &Runtime::new(&self.run_root));
+        if !torn_down {
+            self.teardown(config, &Runtime::new(&self.run_root));
+        }
         self.containers.remove(config)?;
         let _ = std::fs::remove_dir_all(self.run_root.join("containers").join(&config.id));
         if volumes {
@@ -42,7 +46,7 @@ impl Engine {
             }
             self.kill_now(&config, &state)?;
         }
-        self.remove_records(&config, volumes)?;
+        self.remove_records(&config, volumes, false)?;
         Ok(id)
     }
 

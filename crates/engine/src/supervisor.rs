@@ -141,7 +141,7 @@ impl Engine {
                     }
                     status.say(&format!("error {message}"));
                     if config.auto_remove {
-                        let _ = self.remove_records(&config, true);
+                        let _ = self.remove_records(&config, true, false);
                     }
                     return 1;
                 }
@@ -163,7 +163,7 @@ impl Engine {
             let _ = self.containers.save_state(id, &st);
             status.say(&format!("exited {code}"));
             if config.auto_remove {
-                let _ = self.remove_records(&config, true);
+                let _ = self.remove_records(&config, true, true);
             }
             return 0;
         }
