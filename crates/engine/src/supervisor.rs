@@ -292,7 +292,17 @@ impl Engine {
             path: dir.clone(),
             source: e.into(),
         })?;
-        if let Err(e) = runtime.start(id) {
+        if let Err(mut e) = runtime.start(id) {
+            // The init may have said why it died on its stderr (the container's).
+            if let (crate::runtime::RuntimeError::Failed { message, .. }, Some(err)) =
+                (&mut e, &err_r)
+            {
+                let said = crate::runtime::message_of(&drain(err));
+                if !said.is_empty() {
+                    message.push_str(": ");
+                    message.push_str(&said);
+                }
+            }
             self.teardown(config, runtime);
             return Err(EngineError::Runtime(e));
         }
