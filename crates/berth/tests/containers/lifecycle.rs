@@ -570,3 +570,33 @@ fn interactive_tty_is_a_real_pty_that_follows_resizes() {
     );
     keys("exit");
 }
+
+#[test]
+fn logs_since_and_timestamps() {
+    let b = with_busybox();
+    b.ok(&[
+        "run",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "echo first; sleep 1.2; echo second",
+    ]);
+    let all = b.ok(&["logs", "-t", "talker"]);
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 2, "{all}");
+    assert!(
+        lines[0].ends_with(" first") && lines[0].contains('T'),
+        "{all}"
+    );
+    // The second line's own timestamp as --since keeps only it.
+    let since = lines[1].split(' ').next().unwrap();
+    assert_eq!(b.ok(&["logs", "--since", since, "talker"]), "second\n");
+    assert_eq!(
+        b.ok(&["logs", "--since", "1h", "talker"]),
+        "first\nsecond\n"
+    );
+    let err = b.fails(&["logs", "--since", "yesterday-ish", "talker"]);
+    assert!(err.contains("invalid --since"), "{err}");
+}
