@@ -6,3 +6,4 @@ mod containers;
 mod images;
 mod runtime;
 mod support;
+mod vm;

@@ -994,3 +994,47 @@ pub fn window_size(fd: BorrowedFd<'_>) -> io::Result<(u16, u16)> {
 
 /// Signal numbers the foreground commands act on.
 pub use libc::{SIGCHLD, SIGKILL, SIGWINCH};
+
+/// `clone3` with `CLONE_INTO_CGROUP`: a fork whose child starts in the cgroup v2 directory
+/// `cgroup` (no migration afterwards, so no wait on the kernel's threadgroup lock).
+///
+/// # Safety
+/// As for [`fork`]: the caller must be single-threaded.
+pub unsafe fn fork_into_cgroup(cgroup: BorrowedFd<'_>) -> io::Result<Fork> {
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: without CLONE_VM and with no stack the child runs on a copy of our stack,
+    // like fork(2); `args` is valid for the call; the caller is single-threaded.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match r {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Fork::Child),
+        pid => Ok(Fork::Parent(pid as libc::pid_t)),
+    }
+}

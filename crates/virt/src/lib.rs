@@ -6,11 +6,19 @@
 //!
 //! See docs/vm.md for the layout on disk and the decisions behind it.
 
+pub mod cloudinit;
 pub mod config;
 pub mod host;
 pub mod iso;
+pub mod location;
 pub mod osinfo;
 pub mod qemu;
+pub mod random;
 pub mod runtime;
 pub mod state;
 pub mod store;
+pub mod vm;
+
+pub use config::VmConfig;
+pub use runtime::DomainState;
+pub use vm::{VmError, Vms};

@@ -59,7 +59,17 @@ pub struct RuntimeState {
     pub vnc: Option<String>,
     /// Tap devices made for this run, removed when it ends.
     #[serde(default)]
-    pub taps: Vec<String>,
+    pub taps: Vec<TapRecord>,
+}
+
+/// A tap device berth made for a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TapRecord {
+    pub name: String,
+    /// The berth network that reserved an address for it (none for `bridge=`).
+    pub network: Option<String>,
+    /// The guest's address on that network.
+    pub ip: Option<String>,
 }
 
 /// A domain's state, named as virsh names them.
@@ -200,12 +210,13 @@ pub fn clear(paths: &RunPaths) -> Result<(), StoreError> {
 
 /// Waits until `pid` is no longer our QEMU, up to `timeout`; true if it went.
 pub fn wait_gone(pid: u32, qmp: &Path, timeout: Duration) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
+    // A timeout too large for an Instant means no deadline.
+    let deadline = std::time::Instant::now().checked_add(timeout);
     loop {
         if !is_our_qemu(pid, qmp) {
             return true;
         }
-        if std::time::Instant::now() >= deadline {
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             return false;
         }
         std::thread::sleep(Duration::from_millis(50));

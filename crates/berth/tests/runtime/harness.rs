@@ -51,9 +51,29 @@ pub struct Runc {
 
 impl Runc {
     pub fn new() -> Self {
+        Self::with_binary(Path::new(env!("CARGO_BIN_EXE_berth")))
+    }
+
+    /// A berth-runc that runs its own copy of the binary (nothing else executes it).
+    pub fn with_private_binary() -> (Self, PathBuf) {
+        let dir = TempDir::new("berth-copy");
+        let copy = dir.path().join("berth");
+        std::fs::copy(env!("CARGO_BIN_EXE_berth"), &copy).expect("copy the berth binary");
+        let runc = Self::with_binary(&copy);
+        // Keep the copy's directory alive as long as the runc: park it inside.
+        let kept = runc.dir.path().join("berth-copy");
+        std::fs::rename(dir.path(), &kept).expect("move the copy");
+        std::mem::forget(dir);
+        let copy = kept.join("berth");
+        std::fs::remove_file(&runc.bin).unwrap();
+        std::os::unix::fs::symlink(&copy, &runc.bin).unwrap();
+        (runc, copy)
+    }
+
+    fn with_binary(binary: &Path) -> Self {
         let dir = TempDir::new("runc");
         let bin = dir.path().join("berth-runc");
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_berth"), &bin).expect("symlink berth-runc");
+        std::os::unix::fs::symlink(binary, &bin).expect("symlink berth-runc");
         let root = dir.path().join("state");
         Self { dir, bin, root }
     }

@@ -134,7 +134,7 @@ fn exec_joins_the_container_and_reports_the_exit_code() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "1 /tmp sleep 100 \n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1 /tmp sleep 100\n");
     // --process (containerd and conmon), detached, with a pid file.
     let proc_json = runc.dir.path().join("process.json");
     std::fs::write(
@@ -168,7 +168,7 @@ fn exec_joins_the_container_and_reports_the_exit_code() {
     assert!(table.lines().next().unwrap().contains("PID"), "{table}");
     let msg = runc.fails(&["exec", &id, "no-such-program"]);
     assert!(
-        msg.contains(r#"exec: "no-such-program": executable file not found in $PATH"#),
+        msg.contains(r#"exec: \"no-such-program\": executable file not found in $PATH"#),
         "{msg}"
     );
     runc.ok(&["delete", "--force", &id]);
@@ -182,10 +182,11 @@ fn list_prints_runc_table_and_json() {
     runc.ok(&["create", "--bundle", b.arg(), &id]);
     let table = runc.ok(&["list"]);
     let mut lines = table.lines();
-    assert!(lines
-        .next()
-        .unwrap()
-        .starts_with("ID          PID         STATUS      BUNDLE"));
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    );
     assert!(lines.next().unwrap().starts_with(&id));
     let json: serde_json::Value =
         serde_json::from_str(&runc.ok(&["list", "--format", "json"])).unwrap();

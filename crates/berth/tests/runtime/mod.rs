@@ -5,5 +5,6 @@ mod bad_input;
 mod console;
 mod harness;
 mod lifecycle;
+mod peers;
 mod resources;
 mod security;

@@ -147,3 +147,54 @@ fn capabilities_and_user_follow_the_config() {
     assert!(lines.contains(&"NoNewPrivs:\t1"), "{out}");
     assert_eq!(lines.last().unwrap().trim(), "0077");
 }
+
+/// Pure cgroup v2, as most hosts run it: berth-runc in a mount namespace where
+/// /sys/fs/cgroup is only the cgroup2 hierarchy (this machine's holds hugetlb).
+#[test]
+fn cgroup_v2_alone_is_driven_through_the_unified_tree() {
+    let runc = Runc::new();
+    let b = Bundle::new(&runc, &["sleep", "100"]);
+    let id = id("v2only");
+    let leaf = format!("berth-test-v2/{id}");
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = format!("/{leaf}").into();
+        c["linux"]["resources"]["hugepageLimits"] =
+            serde_json::json!([{"pageSize": "2MB", "limit": 4194304}]);
+    });
+    let r = |args: &str| {
+        format!(
+            "{} --root {} {args}",
+            runc.bin.display(),
+            runc.root.display()
+        )
+    };
+    let script = format!(
+        "set -e; umount -R /sys/fs/cgroup; mount -t cgroup2 none /sys/fs/cgroup
+         {run}; cat /sys/fs/cgroup/{leaf}/hugetlb.2MB.max; {ps}; {pause}; {state} | grep -o paused
+         {resume}; {exec} | grep -c '^0::/{leaf}$'; {delete}; test ! -e /sys/fs/cgroup/{leaf} && echo removed",
+        // The detached container must not hold our stdout pipe open.
+        run = r(&format!("run -d --bundle {} {id} >/dev/null 2>{}/run.err", b.arg(), runc.dir.path().display())),
+        ps = r(&format!("ps --format json {id}")),
+        pause = r(&format!("pause {id}")),
+        state = r(&format!("state {id}")),
+        resume = r(&format!("resume {id}")),
+        exec = r(&format!("exec {id} cat /proc/self/cgroup")),
+        delete = r(&format!("delete --force {id}")),
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "4194304");
+    assert!(lines[1].starts_with('[') && lines[1].len() > 2, "{stdout}");
+    assert_eq!(&lines[2..], ["paused", "1", "removed"], "{stdout}");
+    assert!(cgroup_dirs_named(&id).is_empty());
+}

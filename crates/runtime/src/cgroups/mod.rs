@@ -475,7 +475,8 @@ impl CgroupState {
         }
     }
 
-    /// Moves a process into every directory.
+    /// Moves a process into every directory (stage 1 normally joins by itself, see
+    /// `process::init`; this is the fallback, and what `exec` of a foreign pid needs).
     pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
         for dir in self.v1.values().chain(self.unified.iter()) {
             write(dir, "cgroup.procs", &pid.to_string())?;

@@ -3,7 +3,7 @@
 //! failed create leaves nothing behind.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -161,6 +161,10 @@ impl Container {
         // init reopens it for writing through /proc/self/fd.
         let fifo_path = dir.join(state::FIFO_FILE);
         syscall::mkfifo(&fifo_path, 0o622).map_err(io_err("create exec fifo"))?;
+        // Writable by any container user (the init opens it after its user switch),
+        // whatever our umask.
+        std::fs::set_permissions(&fifo_path, std::fs::Permissions::from_mode(0o622))
+            .map_err(io_err("create exec fifo"))?;
         let min_fd = 3 + opts.preserve_fds as RawFd;
         let fifo: OwnedFd = std::fs::OpenOptions::new()
             .read(true)
@@ -231,12 +235,14 @@ impl Container {
                     write_mappings(pid, "gid_map", &linux.gid_mappings)?;
                     parent_end.send(&ToChild::MappingsWritten)?;
                 }
-                Some(FromChild::Pid { pid }) => {
+                Some(FromChild::Pid { pid, joined }) => {
                     init_pid = Some(pid);
                     cleanup.init = Some(pid);
                     let _ = syscall::waitpid(stage1, false);
                     cleanup.children.clear();
-                    cgroup.add_pid(pid)?;
+                    if !joined {
+                        cgroup.add_pid(pid)?;
+                    }
                     parent_end.send(&ToChild::CgroupJoined)?;
                 }
                 Some(FromChild::RunHooks) => {

@@ -116,11 +116,13 @@ impl Container {
         let mut pid = None;
         let result = loop {
             match parent_end.recv::<FromChild>() {
-                Ok(Some(FromChild::Pid { pid: p })) => {
+                Ok(Some(FromChild::Pid { pid: p, joined })) => {
                     pid = Some(p);
                     let _ = syscall::waitpid(stage1, false);
-                    if let Err(e) = self.state.cgroup.add_pid(p) {
-                        break Err(e.into());
+                    if !joined {
+                        if let Err(e) = self.state.cgroup.add_pid(p) {
+                            break Err(e.into());
+                        }
                     }
                     if let Err(e) = parent_end.send(&ToChild::CgroupJoined) {
                         break Err(e.into());

@@ -20,6 +20,10 @@ impl Container {
             Status::Stopped => return Err(ContainerError::StartStopped { id }),
             _ => return Err(ContainerError::StartRunning { id }),
         }
+        // The pidfd first: once the fifo is open the program may run and exit at once.
+        let pidfd = self
+            .init_pidfd()
+            .ok_or(ContainerError::StartStopped { id: id.clone() })?;
         let fifo_path = self.dir.join(FIFO_FILE);
         // Non-blocking: a plain read-only open of a fifo would hang if the init died.
         let mut fifo = OpenOptions::new()
@@ -27,9 +31,6 @@ impl Container {
             .custom_flags(libc::O_NONBLOCK)
             .open(&fifo_path)
             .map_err(io_err("open exec fifo"))?;
-        let pidfd = self
-            .init_pidfd()
-            .ok_or(ContainerError::StartStopped { id: id.clone() })?;
         loop {
             let ready = syscall::poll_read(&[fifo.as_fd(), pidfd.as_fd()], -1)
                 .map_err(io_err("wait for the container init"))?;

@@ -145,6 +145,15 @@ fn expect(chan: &Channel, want: &str) -> Result<(), InitError> {
 
 /// Joins and creates namespaces, then forks stage 2.
 fn stage1(chan: &Channel, boot: &Bootstrap) -> Result<(), InitError> {
+    // Join the v1 cgroups by moving ourselves (writing "0" to `tasks`): the kernel skips
+    // its global threadgroup lock for a thread moving itself, while moving another
+    // process waits for an RCU grace period (about 10 ms) per container. Stage 2
+    // inherits the cgroups; if this fails the runtime moves stage 2 instead.
+    let v1_joined = boot
+        .cgroup
+        .v1
+        .values()
+        .all(|dir| std::fs::write(dir.join("tasks"), "0").is_ok());
     let mut joins = Vec::new();
     for (kind, path) in &boot.join {
         let (flag, _) = namespace_flag(kind).ok_or_else(|| InitError::Protocol(kind.clone()))?;
@@ -198,13 +207,31 @@ fn stage1(chan: &Channel, boot: &Bootstrap) -> Result<(), InitError> {
             })?;
         }
     }
-    // SAFETY: this process is single-threaded (a fresh exec of the berth binary).
-    match unsafe { syscall::fork() }.map_err(InitError::Fork)? {
-        Fork::Parent(pid) => {
-            chan.send(&FromChild::Pid { pid })?;
+    // Start stage 2 directly in the unified cgroup when there is one: moving it there
+    // afterwards would cost the runtime a wait on the kernel's threadgroup lock.
+    let unified = boot
+        .cgroup
+        .unified
+        .as_ref()
+        .and_then(|d| File::open(d).ok());
+    let forked = match &unified {
+        // SAFETY: this process is single-threaded (a fresh exec of the berth binary).
+        Some(dir) => match unsafe { syscall::fork_into_cgroup(dir.as_fd()) } {
+            Ok(f) => Ok((f, true)),
+            // SAFETY: as above.
+            Err(_) => unsafe { syscall::fork() }.map(|f| (f, false)),
+        },
+        // SAFETY: as above.
+        None => unsafe { syscall::fork() }.map(|f| (f, false)),
+    };
+    drop(unified);
+    match forked.map_err(InitError::Fork)? {
+        (Fork::Parent(pid), in_unified) => {
+            let joined = v1_joined && (boot.cgroup.unified.is_none() || in_unified);
+            chan.send(&FromChild::Pid { pid, joined })?;
             Ok(())
         }
-        Fork::Child => {
+        (Fork::Child, _) => {
             let err = match stage2(chan, boot) {
                 Ok(never) => match never {},
                 Err(e) => e,

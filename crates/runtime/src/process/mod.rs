@@ -81,9 +81,11 @@ pub enum FromChild {
     WriteMappings {
         pid: i32,
     },
-    /// Stage 1 forked stage 2 (pid in the runtime's pid namespace).
+    /// Stage 1 forked stage 2 (pid in the runtime's pid namespace), already in all its
+    /// cgroups when `joined`.
     Pid {
         pid: i32,
+        joined: bool,
     },
     /// The mounts are done: run prestart and createRuntime hooks.
     RunHooks,

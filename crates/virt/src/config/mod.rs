@@ -208,6 +208,8 @@ pub struct VmConfig {
     pub import: bool,
     pub os_variant: Option<String>,
     pub networks: Vec<NicConfig>,
+    /// `--network none`: no NIC at all.
+    pub no_network: bool,
     pub ports: Vec<PortForward>,
     pub graphics: GraphicsConfig,
     pub cloud_init: Option<CloudInitConfig>,

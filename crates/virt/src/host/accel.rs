@@ -106,16 +106,16 @@ fn run_probe(qemu: &Path, scratch: &Path) -> Result<(), String> {
     let image = scratch.join(format!("kvm-probe-{}.bin", std::process::id()));
     std::fs::write(&image, probe_firmware())
         .map_err(|e| format!("write {}: {e}", image.display()))?;
-    let result = run_probe_image(qemu, &image);
+    let result = run_probe_image(qemu, &image, Accel::Kvm);
     let _ = std::fs::remove_file(&image);
     result
 }
 
-fn run_probe_image(qemu: &Path, image: &Path) -> Result<(), String> {
+fn run_probe_image(qemu: &Path, image: &Path, accel: Accel) -> Result<(), String> {
     let mut args = QemuArgs::new();
     args.no_defaults()
         .machine("pc")
-        .accel(Accel::Kvm)
+        .accel(accel)
         .memory_mib(16)
         .display(&crate::qemu::args::Display::None)
         .bios(image)
@@ -138,7 +138,7 @@ fn run_probe_image(qemu: &Path, image: &Path) -> Result<(), String> {
                     Ok(())
                 } else {
                     Err(format!(
-                        "a probe guest failed under KVM (qemu exited with {status})"
+                        "a probe guest failed under {accel} (qemu exited with {status})"
                     ))
                 };
             }
@@ -147,7 +147,7 @@ fn run_probe_image(qemu: &Path, image: &Path) -> Result<(), String> {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!(
-                    "a probe guest hung under KVM for {} s (a paravirtual /dev/kvm?)",
+                    "a probe guest hung under {accel} for {} s (a paravirtual /dev/kvm?)",
                     PROBE_TIMEOUT.as_secs()
                 ));
             }
@@ -207,7 +207,7 @@ pub fn probe_firmware() -> Vec<u8> {
         0xEB, 0xFD,                               // jmp back to hlt
     ];
     rom[CODE_OFFSET..CODE_OFFSET + code.len()].copy_from_slice(code);
-    // The GDT at 0xFE098 (8-aligned after the code) and its descriptor at 0xFE0B0.
+    // The GDT at 0xFE090 (8-aligned after the code) and its descriptor at 0xFE0B0.
     #[rustfmt::skip]
     let gdt: [u64; 4] = [
         0,
@@ -215,13 +215,13 @@ pub fn probe_firmware() -> Vec<u8> {
         0x00CF_9200_0000_FFFF, // 0x10: data, flat
         0x00AF_9A00_0000_FFFF, // 0x18: 64-bit code
     ];
-    let gdt_at = CODE_OFFSET + 0x98;
+    let gdt_at = CODE_OFFSET + 0x90;
     for (i, d) in gdt.iter().enumerate() {
         rom[gdt_at + i * 8..gdt_at + i * 8 + 8].copy_from_slice(&d.to_le_bytes());
     }
     let desc_at = CODE_OFFSET + 0xB0;
     rom[desc_at..desc_at + 2].copy_from_slice(&(32u16 - 1).to_le_bytes());
-    rom[desc_at + 2..desc_at + 6].copy_from_slice(&(0xFE000u32 + 0x98).to_le_bytes());
+    rom[desc_at + 2..desc_at + 6].copy_from_slice(&(0xFE000u32 + 0x90).to_le_bytes());
     // Reset vector: jmp far F000:E000.
     rom[0xFFF0..0xFFF5].copy_from_slice(&[0xEA, 0x00, 0xE0, 0x00, 0xF0]);
     rom
@@ -253,7 +253,17 @@ mod tests {
                 .try_into()
                 .unwrap(),
         );
-        assert_eq!(base, 0xFE098);
+        assert_eq!(base, 0xFE090);
+        // The GDT sits between the code and the descriptor, intact.
+        assert_eq!(&rom[CODE_OFFSET + 0x8A..CODE_OFFSET + 0x90], &[0xF4; 6]);
+        assert_eq!(
+            u64::from_le_bytes(
+                rom[CODE_OFFSET + 0xA8..CODE_OFFSET + 0xB0]
+                    .try_into()
+                    .unwrap()
+            ),
+            0x00AF_9A00_0000_FFFF
+        );
     }
 
     #[test]
@@ -275,23 +285,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let image = dir.join("probe.bin");
         std::fs::write(&image, probe_firmware()).unwrap();
-        let status = Command::new(qemu)
-            .args([
-                "-nodefaults",
-                "-no-user-config",
-                "-machine",
-                "pc",
-                "-accel",
-                "tcg",
-            ])
-            .args(["-m", "16", "-display", "none", "-bios"])
-            .arg(&image)
-            .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x4"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
+        let result = run_probe_image(&qemu, &image, Accel::Tcg);
         std::fs::remove_dir_all(dir).unwrap();
-        assert_eq!(status.code(), Some((i32::from(PROBE_OK) << 1) | 1));
+        result.unwrap();
     }
 }

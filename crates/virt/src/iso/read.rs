@@ -263,7 +263,7 @@ fn parse_record(rec: &[u8]) -> Option<Record<'_>> {
     let ident = rec.get(33..33 + name_len)?;
     let special = name_len == 1 && (ident[0] == 0 || ident[0] == 1);
     // The identifier is padded to an even record offset; the System Use area follows.
-    let su_start = 33 + name_len + usize::from(name_len % 2 == 0);
+    let su_start = 33 + name_len + usize::from(name_len & 1 == 0);
     let system_use = rec.get(su_start..).unwrap_or_default();
     let mut name = String::from_utf8_lossy(ident).into_owned();
     if let Some(i) = name.find(';') {

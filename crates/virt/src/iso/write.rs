@@ -210,7 +210,7 @@ fn dir_record(
     stamp: &Stamp,
     system_use: &[u8],
 ) -> Vec<u8> {
-    let pad = usize::from(ident.len() % 2 == 0);
+    let pad = usize::from(ident.len() & 1 == 0);
     let len = 33 + ident.len() + pad + system_use.len();
     let len = len + len % 2;
     let mut r = vec![0u8; len];

@@ -105,7 +105,8 @@ pub fn build(l: &Launch<'_>) -> QemuArgs {
             .filter(|d| d.device == DiskDevice::Cdrom && !(l.install && d.install_boot))
             .map(|d| d.target.as_str()),
     );
-    let bootindex = |t: &str| order.iter().position(|o| *o == t).map(|i| i as u32);
+    // From 1: with -kernel, QEMU gives bootindex 0 to its own linuxboot option ROM.
+    let bootindex = |t: &str| order.iter().position(|o| *o == t).map(|i| i as u32 + 1);
     let mut sata_port = 0u32;
     for d in &disks {
         let id = drive_id(&d.target);
@@ -323,8 +324,8 @@ mod tests {
         );
         // After the install: the disk first, the CD still attached, reboots allowed.
         let s = render(&vm(), false);
-        assert!(s.contains("id=vda,bootindex=0"), "{s}");
-        assert!(s.contains("id=sda,bootindex=1"), "{s}");
+        assert!(s.contains("id=vda,bootindex=1"), "{s}");
+        assert!(s.contains("id=sda,bootindex=2"), "{s}");
         assert!(!s.contains("-no-reboot"), "{s}");
     }
 
