@@ -1038,3 +1038,27 @@ pub unsafe fn fork_into_cgroup(cgroup: BorrowedFd<'_>) -> io::Result<Fork> {
         pid => Ok(Fork::Parent(pid as libc::pid_t)),
     }
 }
+
+/// The size of the next message on a `SOCK_SEQPACKET` socket (blocks until one arrives;
+/// 0 at end-of-file), without consuming it.
+pub fn peek_len(sock: BorrowedFd<'_>) -> io::Result<usize> {
+    loop {
+        // SAFETY: a zero-length read into no buffer; MSG_TRUNC makes the kernel return the
+        // real length of the pending message.
+        let r = unsafe {
+            libc::recv(
+                sock.as_raw_fd(),
+                std::ptr::null_mut(),
+                0,
+                libc::MSG_PEEK | libc::MSG_TRUNC,
+            )
+        };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}

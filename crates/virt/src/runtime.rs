@@ -79,6 +79,8 @@ pub enum DomainState {
     Paused,
     /// The guest is shutting down (QEMU still there, guest stopped).
     InShutdown,
+    /// The guest panicked or QEMU hit an internal error; it needs destroy.
+    Crashed,
     ShutOff,
 }
 
@@ -88,6 +90,7 @@ impl DomainState {
             DomainState::Running => "running",
             DomainState::Paused => "paused",
             DomainState::InShutdown => "in shutdown",
+            DomainState::Crashed => "crashed",
             DomainState::ShutOff => "shut off",
         }
     }
@@ -134,6 +137,10 @@ pub fn observe(paths: &RunPaths) -> Observed {
         Ok(RunStatus::Running) => DomainState::Running,
         Ok(RunStatus::Paused) => DomainState::Paused,
         Ok(RunStatus::Shutdown) => DomainState::InShutdown,
+        Ok(RunStatus::Other(s)) if s == "guest-panicked" || s == "internal-error" => {
+            DomainState::Crashed
+        }
+        Ok(RunStatus::Other(s)) if s == "io-error" || s == "watchdog" => DomainState::Paused,
         Ok(RunStatus::Other(_)) => DomainState::Running,
         // The process may have exited between the two checks.
         Err(_) if !is_our_qemu(pid, &paths.qmp) => {

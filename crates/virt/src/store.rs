@@ -7,7 +7,7 @@
 //! <root>/vms/<name>/OVMF_VARS.fd   the UEFI variable store (--boot uefi)
 //! <root>/vms/<name>/seed.iso       the NoCloud seed (--cloud-init)
 //! <root>/vms/<name>/boot/          kernel and initrd taken from a --location tree
-//! <root>/vms/<name>.lock           flock(2): commands on one VM serialize on it
+//! <root>/vms/.locks/<name>.lock    flock(2): commands on one VM serialize on it
 //! <run_root>/vms/<name>/           sockets, pidfile, runtime.json (see runtime.rs)
 //! ```
 
@@ -115,13 +115,16 @@ pub struct VmStore {
 }
 
 const DEFINITION: &str = "vm.json";
+/// Lock files live apart from the VM directories, so that no VM name can collide with
+/// another VM's lock file (names never start with a dot).
+const LOCKS: &str = ".locks";
 
 impl VmStore {
     /// `<root>/vms` and `<run_root>/vms`, created when missing.
     pub fn open(state_root: &Path, run_root: &Path) -> Result<Self, StoreError> {
         let root = state_root.join("vms");
         let run_root = run_root.join("vms");
-        for d in [&root, &run_root] {
+        for d in [&root.join(LOCKS), &run_root] {
             fs::create_dir_all(d).map_err(io_err("create", d))?;
         }
         Ok(Self { root, run_root })
@@ -163,7 +166,7 @@ impl VmStore {
     }
 
     fn lock_with(&self, name: &str, op: FlockOperation) -> Result<Option<VmLock>, StoreError> {
-        let path = self.root.join(format!("{name}.lock"));
+        let path = self.root.join(LOCKS).join(format!("{name}.lock"));
         loop {
             let file = File::options()
                 .create(true)
@@ -293,7 +296,7 @@ mod tests {
         assert!(s.try_lock("a").unwrap().is_none());
         held.remove_on_release();
         drop(held);
-        assert!(!s.vms_dir().join("a.lock").exists());
+        assert!(!s.vms_dir().join(".locks/a.lock").exists());
         let again = s.try_lock("a").unwrap();
         assert!(again.is_some());
         fs::remove_dir_all(d).unwrap();

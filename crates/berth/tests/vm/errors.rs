@@ -213,6 +213,6 @@ fn bad_input_is_one_line_and_creates_nothing() {
         env.fails(&["vm", "suspend", "dup"]),
         "berth: domain dup is not running"
     );
-    assert!(!env.root.path().join("vms/nosuch.lock").exists());
+    assert!(!env.root.path().join("vms/.locks/nosuch.lock").exists());
     assert!(!env.run_dir("dup").exists());
 }

@@ -123,13 +123,21 @@ fn undefine_remove_all_storage_leaves_nothing() {
         "{out}"
     );
     assert!(!external.exists(), "{out}");
+    // Only the store's own lock directory remains, empty.
     let vms = env.root.path().join("vms");
     let left: Vec<_> = std::fs::read_dir(&vms)
         .unwrap()
         .flatten()
         .map(|e| e.path())
+        .filter(|p| !p.ends_with(".locks"))
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+    let locks: Vec<_> = std::fs::read_dir(vms.join(".locks"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(locks.is_empty(), "lock files left behind: {locks:?}");
     assert!(!env.run_dir("gone").exists());
     assert_eq!(std::fs::metadata(&iso).unwrap().len(), iso_before);
     assert_eq!(

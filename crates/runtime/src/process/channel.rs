@@ -85,7 +85,11 @@ impl Channel {
 
     /// The next message, or `None` when the peer closed its end.
     pub fn recv<T: DeserializeOwned>(&self) -> Result<Option<T>, ChannelError> {
-        let mut buf = vec![0u8; 1 << 20];
+        let len = syscall::peek_len(self.fd.as_fd()).map_err(|source| ChannelError::Recv {
+            peer: self.peer,
+            source,
+        })?;
+        let mut buf = vec![0u8; len.max(1)];
         let (n, _) = syscall::recv_fds(self.fd.as_fd(), &mut buf, 0).map_err(|source| {
             ChannelError::Recv {
                 peer: self.peer,

@@ -11,7 +11,7 @@
 //!    64-bit long mode and report over an I/O port (QEMU's isa-debug-exit) within a few
 //!    seconds, under `-accel kvm`. The probe is a 64 KiB firmware image built below.
 //!
-//! The answer is cached per boot in `<run_root>/vms/accel.json` (keyed by the kernel's
+//! The answer is cached per boot in `<run_root>/vms/.accel.json` (keyed by the kernel's
 //! boot id), since it cannot change before a reboot.
 
 use std::fs::File;
@@ -48,7 +48,8 @@ pub fn detect(qemu: &Path, cache_dir: &Path) -> (AccelDecision, bool) {
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
-    let cache = cache_dir.join("accel.json");
+    // A dot name: VM names never start with one, so no run directory can take it.
+    let cache = cache_dir.join(".accel.json");
     if let Ok(bytes) = std::fs::read(&cache) {
         if let Ok(c) = serde_json::from_slice::<Cached>(&bytes) {
             if !boot_id.is_empty() && c.boot_id == boot_id {

@@ -306,11 +306,11 @@ mod tests {
         let s = render(&vm(), true);
         assert!(s.starts_with("-name guest=myvm -uuid 6f1b1f7a-0000-4000-8000-000000000001 -nodefaults -no-user-config -machine q35 -accel tcg -cpu max -m 2048M -smp 2"), "{s}");
         assert!(
-            s.contains("-device virtio-blk-pci,drive=drive-vda,id=vda,bootindex=1"),
+            s.contains("-device virtio-blk-pci,drive=drive-vda,id=vda,bootindex=2"),
             "{s}"
         );
         assert!(
-            s.contains("-device ide-cd,bus=ide.0,drive=drive-sda,id=sda,bootindex=0"),
+            s.contains("-device ide-cd,bus=ide.0,drive=drive-sda,id=sda,bootindex=1"),
             "{s}"
         );
         assert!(

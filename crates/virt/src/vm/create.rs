@@ -57,6 +57,8 @@ enum Image {
         preallocate: bool,
     },
     Existing(PathBuf),
+    /// The cloud-init seed, written once the VM's directory exists.
+    Seed,
 }
 
 #[derive(Debug, Clone)]
@@ -69,8 +71,6 @@ struct PlannedDisk {
     cache: Option<CacheMode>,
     install_boot: bool,
     install_only: bool,
-    /// The cloud-init seed, written once the directory exists.
-    seed: bool,
 }
 
 /// Everything checked, nothing made yet.
@@ -253,7 +253,6 @@ impl Vms {
                 cache: None,
                 install_boot: false,
                 install_only: false,
-                seed: false,
             });
         }
         if let Some(min) = os.min_storage_bytes {
@@ -278,8 +277,8 @@ impl Vms {
         {
             return Err(VmError::Needs("--import", "a --disk path=IMAGE to boot"));
         }
-        let cd = |path: PathBuf| PlannedDisk {
-            image: Image::Existing(path),
+        let cd = |image: Image| PlannedDisk {
+            image,
             format: ImageFormat::Raw,
             bus: DiskBus::Sata,
             device: DiskDevice::Cdrom,
@@ -287,7 +286,6 @@ impl Vms {
             cache: None,
             install_boot: false,
             install_only: false,
-            seed: false,
         };
         match install {
             Install::Cdrom => {
@@ -297,27 +295,24 @@ impl Vms {
                 )?;
                 disks.push(PlannedDisk {
                     install_boot: true,
-                    ..cd(iso)
+                    ..cd(Image::Existing(iso))
                 });
             }
             Install::Location { tree, iso: true } => disks.push(PlannedDisk {
                 install_only: true,
-                ..cd(tree.clone())
+                ..cd(Image::Existing(tree.clone()))
             }),
             _ => {}
         }
         if c.cloud_init.is_some() {
-            disks.push(PlannedDisk {
-                seed: true,
-                ..cd(PathBuf::new())
-            });
+            disks.push(cd(Image::Seed));
         }
         let sata = disks.iter().filter(|d| d.bus == DiskBus::Sata).count();
         if sata > SATA_PORTS {
-            return Err(VmError::Needs(
-                "this many SATA disks and CD-ROMs",
-                "more than the 6 ports of the q35 AHCI controller",
-            ));
+            return Err(VmError::TooManySata {
+                count: sata,
+                ports: SATA_PORTS,
+            });
         }
         Ok(disks)
     }
@@ -337,7 +332,7 @@ impl Vms {
         let (mut virtio, mut sata) = (0usize, 0usize);
         for d in &p.disks {
             let (path, created) = match &d.image {
-                _ if d.seed => {
+                Image::Seed => {
                     let path = dir.join("seed.iso");
                     let seed = p
                         .seed
@@ -547,79 +542,73 @@ fn plan_disk(
     preferred: DiskBus,
     warnings: &mut Vec<String>,
 ) -> Result<PlannedDisk, VmError> {
-    let bus = d.bus.unwrap_or(preferred);
-    let base = PlannedDisk {
-        image: Image::Existing(PathBuf::new()),
-        format: d.format.unwrap_or(ImageFormat::Qcow2),
-        bus,
+    let (image, format) = match &d.path {
+        None => (
+            Image::New {
+                path: None,
+                bytes: d.size.expect("DiskConfig::parse wants size or path"),
+                preallocate: !d.sparse,
+            },
+            d.format.unwrap_or(ImageFormat::Qcow2),
+        ),
+        Some(path) if d.device == DiskDevice::Cdrom => (
+            Image::Existing(existing_file("cdrom", path)?),
+            ImageFormat::Raw,
+        ),
+        Some(path) if path.exists() => {
+            let path = existing_file("disk image", path)?;
+            if d.size.is_some() {
+                warnings.push(format!(
+                    "{} exists: it is used as it is and size= is ignored",
+                    path.display()
+                ));
+            }
+            let info = img::info(&path)?;
+            if let Some(given) = d.format.filter(|f| *f != info.format) {
+                return Err(VmError::FormatMismatch {
+                    path,
+                    actual: info.format.to_string(),
+                    given: given.to_string(),
+                });
+            }
+            (Image::Existing(path), info.format)
+        }
+        Some(path) => {
+            let Some(bytes) = d.size else {
+                return Err(VmError::Missing {
+                    what: "disk image",
+                    path: path.clone(),
+                });
+            };
+            // A new image at a given path: its directory must exist.
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let parent = existing("directory", parent)?;
+            let name = path.file_name().ok_or_else(|| VmError::Missing {
+                what: "disk image",
+                path: path.clone(),
+            })?;
+            (
+                Image::New {
+                    path: Some(parent.join(name)),
+                    bytes,
+                    preallocate: !d.sparse,
+                },
+                d.format.unwrap_or(ImageFormat::Qcow2),
+            )
+        }
+    };
+    Ok(PlannedDisk {
+        image,
+        format,
+        bus: d.bus.unwrap_or(preferred),
         device: d.device,
         readonly: d.readonly,
         cache: d.cache,
         install_boot: false,
         install_only: false,
-        seed: false,
-    };
-    let Some(path) = &d.path else {
-        return Ok(PlannedDisk {
-            image: Image::New {
-                path: None,
-                bytes: d.size.expect("DiskConfig::parse wants size or path"),
-                preallocate: !d.sparse,
-            },
-            ..base
-        });
-    };
-    if d.device == DiskDevice::Cdrom {
-        return Ok(PlannedDisk {
-            image: Image::Existing(existing_file("cdrom", path)?),
-            format: ImageFormat::Raw,
-            ..base
-        });
-    }
-    if path.exists() {
-        let path = existing_file("disk image", path)?;
-        if d.size.is_some() {
-            warnings.push(format!(
-                "{} exists: it is used as it is and size= is ignored",
-                path.display()
-            ));
-        }
-        let info = img::info(&path)?;
-        if let Some(given) = d.format.filter(|f| *f != info.format) {
-            return Err(VmError::FormatMismatch {
-                path,
-                actual: info.format.to_string(),
-                given: given.to_string(),
-            });
-        }
-        return Ok(PlannedDisk {
-            image: Image::Existing(path),
-            format: info.format,
-            ..base
-        });
-    }
-    let Some(bytes) = d.size else {
-        return Err(VmError::Missing {
-            what: "disk image",
-            path: path.clone(),
-        });
-    };
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let parent = existing("directory", parent)?;
-    let name = path.file_name().ok_or_else(|| VmError::Missing {
-        what: "disk image",
-        path: path.clone(),
-    })?;
-    Ok(PlannedDisk {
-        image: Image::New {
-            path: Some(parent.join(name)),
-            bytes,
-            preallocate: !d.sparse,
-        },
-        ..base
     })
 }
 

@@ -34,7 +34,12 @@ impl Vms {
         let o = runtime::observe(&self.run_paths(name));
         if o.stale {
             if let Ok(Some(_lock)) = self.store.try_lock(name) {
-                self.cleanup_run(name, &self.run_paths(name), o.runtime.as_ref());
+                let taps = o
+                    .runtime
+                    .as_ref()
+                    .map(|r| r.taps.as_slice())
+                    .unwrap_or_default();
+                self.cleanup_run(name, &self.run_paths(name), taps);
             }
         }
         o

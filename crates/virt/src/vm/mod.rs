@@ -31,7 +31,7 @@ use crate::location::LocationError;
 use crate::osinfo::OsinfoError;
 use crate::qemu::img::ImgError;
 use crate::qemu::qmp::QmpError;
-use crate::runtime::{self, Observed, RunPaths};
+use crate::runtime::{self, Observed, RunPaths, TapRecord};
 use crate::store::{StoreError, VmLock, VmStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +83,8 @@ pub enum VmError {
     NoUefi,
     #[error("os variant {0} cannot boot with BIOS firmware: use --boot uefi")]
     NeedsUefi(String),
+    #[error("{count} SATA disks and CD-ROMs do not fit on the {ports} ports of q35's AHCI controller (use bus=virtio)")]
+    TooManySata { count: usize, ports: usize },
     #[error("bridge {0} does not exist")]
     NoBridge(String),
     #[error("{path} is a {actual} image, not {given}")]
@@ -206,22 +208,21 @@ impl Vms {
         let paths = self.run_paths(name);
         let o = runtime::observe(&paths);
         if o.stale {
-            self.cleanup_run(name, &paths, o.runtime.as_ref());
+            let taps = o
+                .runtime
+                .as_ref()
+                .map(|r| r.taps.as_slice())
+                .unwrap_or_default();
+            self.cleanup_run(name, &paths, taps);
         }
         o
     }
 
     /// Tears down what a run left: its taps and run directory. Best effort: a failure here
-    /// must not hide the verb's own result, and the next command retries.
-    pub(crate) fn cleanup_run(
-        &self,
-        name: &str,
-        paths: &RunPaths,
-        rt: Option<&runtime::RuntimeState>,
-    ) {
-        if let Some(rt) = rt {
-            taps::remove(&self.state_root, name, &rt.taps);
-        }
+    /// must not hide the verb's own result, and a leftover directory is retried by the
+    /// next command.
+    pub(crate) fn cleanup_run(&self, name: &str, paths: &RunPaths, taps: &[TapRecord]) {
+        taps::remove(&self.state_root, name, taps);
         let _ = runtime::clear(paths);
     }
 

@@ -147,18 +147,7 @@ impl Vms {
         });
         let tap_records: Vec<_> = taps.into_iter().map(|(_, t)| t).collect();
         let fail = |e: VmError| {
-            self.cleanup_run(
-                name,
-                &paths,
-                Some(&RuntimeState {
-                    pid: 0,
-                    accel,
-                    started: 0,
-                    install,
-                    vnc: None,
-                    taps: tap_records.clone(),
-                }),
-            );
+            self.cleanup_run(name, &paths, &tap_records);
             e
         };
 

@@ -65,7 +65,12 @@ impl Vms {
                 });
             }
         }
-        self.cleanup_run(name, &paths, o.runtime.as_ref());
+        let taps = o
+            .runtime
+            .as_ref()
+            .map(|r| r.taps.as_slice())
+            .unwrap_or_default();
+        self.cleanup_run(name, &paths, taps);
         Ok(())
     }
 

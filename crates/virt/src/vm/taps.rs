@@ -24,10 +24,9 @@ fn open(state_root: &Path, name: &str) -> Result<Net, VmError> {
     Net::open(NetConfig::new(state_root)).map_err(net_err(name))
 }
 
-fn dataplane() -> LinuxDataplane {
-    let net = NetConfig::new("/");
+fn dataplane(state_root: &Path) -> LinuxDataplane {
     LinuxDataplane {
-        nft_binary: net.nft_binary,
+        nft_binary: NetConfig::new(state_root).nft_binary,
     }
 }
 
@@ -52,7 +51,7 @@ pub(super) fn create(state_root: &Path, vm: &VmState) -> Result<Vec<(usize, TapR
         let name = tap_name(vm, i);
         let result = match &nic.kind {
             NicKind::User => continue,
-            NicKind::Bridge { bridge } => dataplane()
+            NicKind::Bridge { bridge } => dataplane(state_root)
                 .attach_tap(&name, bridge)
                 .map(|()| TapRecord {
                     name: name.clone(),
@@ -96,7 +95,7 @@ pub(crate) fn remove(state_root: &Path, vm: &str, taps: &[TapRecord]) {
                 }
             }
             None => {
-                let _ = dataplane().delete_link(&t.name);
+                let _ = dataplane(state_root).delete_link(&t.name);
             }
         }
     }

@@ -70,9 +70,7 @@ pub fn run(vms: &Vms, a: &CreateArgs) -> Result<ExitCode> {
         match ended {
             Ended::Detached => return Ok(ExitCode::SUCCESS),
             Ended::TimedOut => {
-                eprintln!(
-                    "berth: installation has exceeded the --wait time limit; domain {name} is still running"
-                );
+                eprintln!("berth: the --wait time limit passed; domain {name} is still running");
                 return Ok(ExitCode::from(1));
             }
             Ended::GuestStopped => {}
