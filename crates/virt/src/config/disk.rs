@@ -19,6 +19,15 @@ pub enum DiskBus {
     Sata,
 }
 
+impl std::fmt::Display for DiskBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DiskBus::Virtio => "virtio",
+            DiskBus::Sata => "sata",
+        })
+    }
+}
+
 /// A hard disk or a CD-ROM drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

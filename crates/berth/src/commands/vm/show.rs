@@ -102,10 +102,7 @@ pub fn dominfo(vms: &Vms, name: &str) -> Result<ExitCode> {
                 d.target,
                 d.path.display(),
                 d.format,
-                serde_json::to_value(d.bus)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                d.bus,
                 match d.device {
                     berth_virt::config::DiskDevice::Cdrom => ", cdrom",
                     berth_virt::config::DiskDevice::Disk => "",
