@@ -1,10 +1,11 @@
-//! Calling the OCI runtime. The supervisor drives the runtime through its runc-compatible
-//! command line, as conmon drives runc: by default berth's own runtime (this binary invoked
-//! as `berth-runc`), or any runc-compatible binary named by `BERTH_RUNTIME`. Keeping the
-//! runtime in its own short-lived process keeps the supervisor small and single-threaded
-//! and lets the container's init be reparented to the supervisor (a child subreaper).
+//! Calling the OCI runtime. By default the supervisor calls berth's runtime library in
+//! process (it is single-threaded, so the runtime may fork from it); with `BERTH_RUNTIME`
+//! set, it drives that runc-compatible binary through its command line instead, as conmon
+//! drives runc. Either way the container's init ends up a child of the supervisor (a
+//! child subreaper) once the runtime's intermediate process is gone.
 
 use std::ffi::OsStr;
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -29,17 +30,33 @@ pub enum RuntimeError {
 
 #[derive(Debug, Clone)]
 pub struct Runtime {
-    binary: PathBuf,
-    /// `argv[0]`: `berth-runc` when the binary is berth itself.
+    /// `None`: berth's own runtime, in process.
+    binary: Option<PathBuf>,
+    /// `argv[0]` for the binary.
     argv0: String,
     root: PathBuf,
 }
 
-/// The container's standard streams for `create`.
+/// The container's standard streams for `create`; `None` is /dev/null.
 pub struct CreateStdio {
-    pub stdin: Stdio,
-    pub stdout: Stdio,
-    pub stderr: Stdio,
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+fn to_stdio(fd: Option<OwnedFd>) -> Stdio {
+    fd.map_or_else(Stdio::null, Stdio::from)
+}
+
+/// The library error's whole chain, in one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        parts.push(s.to_string());
+        cur = s.source();
+    }
+    parts.join(": ")
 }
 
 /// runc prints `time=... level=error msg="..."` (or plain text): keep the message.
@@ -68,15 +85,113 @@ impl Runtime {
                 argv0: Path::new(&bin)
                     .file_name()
                     .map_or_else(|| "runc".into(), |n| n.to_string_lossy().into_owned()),
-                binary: PathBuf::from(bin),
+                binary: Some(PathBuf::from(bin)),
                 root,
             },
             None => Self {
-                binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
+                binary: None,
                 argv0: "berth-runc".into(),
                 root,
             },
         }
+    }
+
+    /// The runtime's binary for command-line calls (berth itself as `berth-runc` when the
+    /// library serves the supervisor).
+    fn binary(&self) -> PathBuf {
+        self.binary.clone().unwrap_or_else(|| {
+            std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
+        })
+    }
+
+    fn library_error(
+        verb: &'static str,
+        id: &str,
+        e: &berth_runtime::ContainerError,
+    ) -> RuntimeError {
+        RuntimeError::Failed {
+            verb,
+            id: id.into(),
+            message: chain(e),
+        }
+    }
+
+    /// Runs `f` on the loaded container, in process.
+    fn with_container<T>(
+        &self,
+        verb: &'static str,
+        id: &str,
+        f: impl FnOnce(berth_runtime::Container) -> Result<T, berth_runtime::ContainerError>,
+    ) -> Result<T, RuntimeError> {
+        berth_runtime::Container::load(&self.root, id)
+            .and_then(f)
+            .map_err(|e| Self::library_error(verb, id, &e))
+    }
+
+    /// `create` in process: the runtime gives the container this process's standard
+    /// streams, so the container's are put there for the call and ours restored after.
+    fn create_in_process(
+        &self,
+        id: &str,
+        bundle: &Path,
+        console_socket: Option<&Path>,
+        stdio: CreateStdio,
+    ) -> Result<i32, RuntimeError> {
+        let spawn_err = |source: std::io::Error| RuntimeError::Spawn {
+            binary: "berth runtime".into(),
+            source,
+        };
+        let null = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(spawn_err)?;
+        let or_null = |fd: Option<OwnedFd>| -> Result<OwnedFd, RuntimeError> {
+            match fd {
+                Some(fd) => Ok(fd),
+                None => null.try_clone().map(OwnedFd::from).map_err(spawn_err),
+            }
+        };
+        let streams = [
+            or_null(stdio.stdin)?,
+            or_null(stdio.stdout)?,
+            or_null(stdio.stderr)?,
+        ];
+        let mut saved = Vec::with_capacity(3);
+        for fd in 0..3 {
+            // SAFETY: 0, 1 and 2 are open for the whole life of the supervisor (it is
+            // started with them); the borrow ends within this statement.
+            let current = unsafe { BorrowedFd::borrow_raw(fd) };
+            saved.push(
+                rustix::io::fcntl_dupfd_cloexec(current, 3).map_err(|e| spawn_err(e.into()))?,
+            );
+        }
+        let put = |fds: &[OwnedFd]| {
+            for (target, fd) in fds.iter().enumerate() {
+                // SAFETY: `target` is 0, 1 or 2, open as above; the OwnedFd is forgotten
+                // right after the dup2, so it never closes the standard stream.
+                let mut target_fd = unsafe { OwnedFd::from_raw_fd(target as i32) };
+                let _ = rustix::io::dup2(fd, &mut target_fd);
+                std::mem::forget(target_fd);
+            }
+        };
+        put(&streams);
+        let result = berth_runtime::Container::create(
+            &self.root,
+            id,
+            bundle,
+            berth_runtime::CreateOptions {
+                console_socket: console_socket.map(Path::to_path_buf),
+                pid_file: None,
+                preserve_fds: 0,
+                no_pivot: false,
+                spec: None,
+            },
+        );
+        put(&saved);
+        result
+            .map(|c| c.pid())
+            .map_err(|e| Self::library_error("create", id, &e))
     }
 
     fn command<I, S>(&self, args: I) -> Command
@@ -84,7 +199,7 @@ impl Runtime {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut c = Command::new(&self.binary);
+        let mut c = Command::new(self.binary());
         c.arg0(&self.argv0).arg("--root").arg(&self.root).args(args);
         c
     }
@@ -96,7 +211,7 @@ impl Runtime {
             .stderr(Stdio::piped())
             .output()
             .map_err(|source| RuntimeError::Spawn {
-                binary: self.binary.display().to_string(),
+                binary: self.binary().display().to_string(),
                 source,
             })?;
         if out.status.success() {
@@ -118,6 +233,9 @@ impl Runtime {
         console_socket: Option<&Path>,
         stdio: CreateStdio,
     ) -> Result<i32, RuntimeError> {
+        if self.binary.is_none() {
+            return self.create_in_process(id, bundle, console_socket, stdio);
+        }
         let pid_file = bundle.join("init.pid");
         let _ = std::fs::remove_file(&pid_file);
         // Errors also go to a log file (a global option): the runtime's stderr is the
@@ -140,12 +258,12 @@ impl Runtime {
         }
         c.arg(id);
         let status = c
-            .stdin(stdio.stdin)
-            .stdout(stdio.stdout)
-            .stderr(stdio.stderr)
+            .stdin(to_stdio(stdio.stdin))
+            .stdout(to_stdio(stdio.stdout))
+            .stderr(to_stdio(stdio.stderr))
             .status()
             .map_err(|source| RuntimeError::Spawn {
-                binary: self.binary.display().to_string(),
+                binary: self.binary().display().to_string(),
                 source,
             })?;
         if !status.success() {
@@ -166,6 +284,10 @@ impl Runtime {
     }
 
     pub fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        if self.binary.is_none() {
+            // Poststart hook failures are warnings; the container runs.
+            return self.with_container("start", id, |c| c.start()).map(drop);
+        }
         self.run("start", id, self.command(["start", id]))
     }
 
@@ -178,15 +300,32 @@ impl Runtime {
         self.run("kill", id, c)
     }
 
+    /// `delete --force`: a container that does not exist is fine.
     pub fn delete(&self, id: &str) -> Result<(), RuntimeError> {
+        if self.binary.is_none() {
+            return match berth_runtime::Container::load(&self.root, id) {
+                Ok(c) => c
+                    .delete(true)
+                    .map(drop)
+                    .map_err(|e| Self::library_error("delete", id, &e)),
+                Err(berth_runtime::ContainerError::NotExist { .. }) => Ok(()),
+                Err(e) => Err(Self::library_error("delete", id, &e)),
+            };
+        }
         self.run("delete", id, self.command(["delete", "--force", id]))
     }
 
     pub fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+        if self.binary.is_none() {
+            return self.with_container("pause", id, |c| c.pause());
+        }
         self.run("pause", id, self.command(["pause", id]))
     }
 
     pub fn resume(&self, id: &str) -> Result<(), RuntimeError> {
+        if self.binary.is_none() {
+            return self.with_container("resume", id, |c| c.resume());
+        }
         self.run("resume", id, self.command(["resume", id]))
     }
 

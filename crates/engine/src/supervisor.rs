@@ -11,7 +11,6 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags};
@@ -210,30 +209,32 @@ impl Engine {
                     }
                 })?;
             let stdio = CreateStdio {
-                stdin: Stdio::null(),
-                stdout: Stdio::null(),
-                stderr: Stdio::null(),
+                stdin: None,
+                stdout: None,
+                stderr: None,
             };
             (Some(listener), None, None, stdio)
         } else {
             let (out_r, out_w) = pipe()?;
             let (err_r, err_w) = pipe()?;
-            let stdin =
-                if attached && config.open_stdin {
-                    Stdio::from(std::io::stdin().as_fd().try_clone_to_owned().map_err(
-                        |source| EngineError::Io {
+            let stdin = if attached && config.open_stdin {
+                Some(
+                    std::io::stdin()
+                        .as_fd()
+                        .try_clone_to_owned()
+                        .map_err(|source| EngineError::Io {
                             op: "duplicate stdin for",
                             path: dir.clone(),
                             source,
-                        },
-                    )?)
-                } else {
-                    Stdio::null()
-                };
+                        })?,
+                )
+            } else {
+                None
+            };
             let stdio = CreateStdio {
                 stdin,
-                stdout: Stdio::from(out_w),
-                stderr: Stdio::from(err_w),
+                stdout: Some(out_w),
+                stderr: Some(err_w),
             };
             (None, Some(out_r), Some(err_r), stdio)
         };
