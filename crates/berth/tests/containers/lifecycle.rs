@@ -600,3 +600,50 @@ fn logs_since_and_timestamps() {
     let err = b.fails(&["logs", "--since", "yesterday-ish", "talker"]);
     assert!(err.contains("invalid --since"), "{err}");
 }
+
+#[test]
+fn stats_samples_once_or_streams_and_top_lists_processes() {
+    let b = with_busybox();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "--memory",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do :; done",
+    ]);
+    let once = b.ok(&["stats", "--no-stream", "busy"]);
+    let row = once.lines().nth(1).expect("a row");
+    assert!(row.contains("busy") && row.contains("/ 64MiB"), "{once}");
+    let cpu: f64 = row
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(cpu > 20.0, "a busy loop shows CPU use: {once}");
+    // Without --no-stream it keeps printing tables.
+    let mut child = b
+        .cmd(&["stats", "busy"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    use std::io::BufRead;
+    let mut headers = 0;
+    let mut line = String::new();
+    while headers < 2 && reader.read_line(&mut line).unwrap() > 0 {
+        headers += usize::from(line.contains("CONTAINER ID"));
+        line.clear();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(headers, 2, "two samples streamed");
+    let top = b.ok(&["top", "busy"]);
+    assert!(top.contains("while true"), "{top}");
+}

@@ -249,7 +249,7 @@ pub struct CpArgs {
 
 #[derive(Debug, Args)]
 pub struct StatsArgs {
-    /// Disable streaming stats and only pull the first result
+    /// Print one sample and exit (default: refresh every second until interrupted)
     #[arg(long)]
     pub no_stream: bool,
     pub containers: Vec<String>,

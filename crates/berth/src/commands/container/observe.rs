@@ -1,5 +1,6 @@
 //! `berth top`, `stats --no-stream`, `cp`.
 
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -60,44 +61,52 @@ pub fn stats_cmd(ctx: &Ctx, args: StatsArgs) -> Result<ExitCode> {
             .map(|c| engine.containers.resolve(c))
             .collect::<Result<_, _>>()?
     };
-    if !args.no_stream {
-        eprintln!("berth: stats streams only with --no-stream for now; showing one sample");
-    }
-    // CPU % needs two samples, as docker stats takes them.
-    let first: Vec<u64> = ids.iter().map(|id| stats::read(id).cpu_ns).collect();
-    let interval = Duration::from_millis(500);
-    std::thread::sleep(interval);
+    // CPU % needs two samples, as docker stats takes them; streaming keeps sampling
+    // every second until interrupted, redrawing the table on a terminal.
+    let interval = Duration::from_millis(if args.no_stream { 500 } else { 1000 });
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let mut rows = Vec::new();
-    for (id, before) in ids.iter().zip(first) {
-        let (config, state) = engine.load(id)?;
-        let s = stats::read(id);
-        let cpu = (s.cpu_ns.saturating_sub(before)) as f64 / interval.as_nanos() as f64 * 100.0;
-        let limit = s.memory_limit.unwrap_or_else(host_memory);
-        let (rx, tx) = state.pid.map_or((0, 0), stats::network_io);
-        rows.push(vec![
-            config.short_id().to_string(),
-            config.name.clone(),
-            format!("{:.2}%", cpu.min(cpus * 100.0)),
-            format!("{} / {}", human_binary(s.memory), human_binary(limit)),
-            format!("{:.2}%", s.memory as f64 / limit.max(1) as f64 * 100.0),
-            format!("{} / {}", human_size(rx), human_size(tx)),
-            s.pids.to_string(),
-        ]);
+    let mut before: Vec<u64> = ids.iter().map(|id| stats::read(id).cpu_ns).collect();
+    let tty = std::io::stdout().is_terminal();
+    loop {
+        std::thread::sleep(interval);
+        let mut rows = Vec::new();
+        for (id, prev) in ids.iter().zip(before.iter_mut()) {
+            let (config, state) = engine.load(id)?;
+            let s = stats::read(id);
+            let cpu = (s.cpu_ns.saturating_sub(*prev)) as f64 / interval.as_nanos() as f64 * 100.0;
+            *prev = s.cpu_ns;
+            let limit = s.memory_limit.unwrap_or_else(host_memory);
+            let (rx, tx) = state.pid.map_or((0, 0), stats::network_io);
+            rows.push(vec![
+                config.short_id().to_string(),
+                config.name.clone(),
+                format!("{:.2}%", cpu.min(cpus * 100.0)),
+                format!("{} / {}", human_binary(s.memory), human_binary(limit)),
+                format!("{:.2}%", s.memory as f64 / limit.max(1) as f64 * 100.0),
+                format!("{} / {}", human_size(rx), human_size(tx)),
+                s.pids.to_string(),
+            ]);
+        }
+        if tty && !args.no_stream {
+            print!("\x1b[2J\x1b[H");
+        }
+        print_table(
+            &[
+                "CONTAINER ID",
+                "NAME",
+                "CPU %",
+                "MEM USAGE / LIMIT",
+                "MEM %",
+                "NET I/O",
+                "PIDS",
+            ],
+            &rows,
+        );
+        if args.no_stream {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::io::stdout().flush()?;
     }
-    print_table(
-        &[
-            "CONTAINER ID",
-            "NAME",
-            "CPU %",
-            "MEM USAGE / LIMIT",
-            "MEM %",
-            "NET I/O",
-            "PIDS",
-        ],
-        &rows,
-    );
-    Ok(ExitCode::SUCCESS)
 }
 
 fn host_memory() -> u64 {
