@@ -81,15 +81,19 @@ struct Tee<'a, R> {
     inner: R,
     hasher: Hasher,
     out: Option<&'a mut std::fs::File>,
+    /// The first bytes of the stream that are already in `out` (a resumed download).
+    skip: u64,
     write_error: Option<io::Error>,
 }
 
 impl<R: Read> Read for Tee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
+        let seen = self.hasher.len();
         self.hasher.update(&buf[..n]);
-        if let Some(out) = self.out.as_mut() {
-            if let Err(e) = out.write_all(&buf[..n]) {
+        let fresh = (n as u64).min((seen + n as u64).saturating_sub(self.skip)) as usize;
+        if let Some(out) = self.out.as_mut().filter(|_| fresh > 0) {
+            if let Err(e) = out.write_all(&buf[n - fresh..n]) {
                 // Report the disk error as such, not as a decompression failure.
                 let kind = e.kind();
                 self.write_error = Some(e);
@@ -107,6 +111,14 @@ fn label(expected: &Expected) -> String {
         .map_or_else(|| "(from archive)".to_string(), Digest::to_string)
 }
 
+/// A download that continues a partial blob file: the stream read by `ingest` starts
+/// with the file's `have` bytes, and only what follows them is appended.
+pub struct Partial<'a> {
+    pub file: &'a mut std::fs::File,
+    pub path: &'a std::path::Path,
+    pub have: u64,
+}
+
 /// Streams `reader` into the store as described above.
 pub fn ingest<R: Read>(
     store: &Store,
@@ -114,12 +126,27 @@ pub fn ingest<R: Read>(
     expected: &Expected,
     wanted: Wanted,
 ) -> Result<Ingested, IngestError> {
+    ingest_resuming(store, reader, expected, wanted, None)
+}
+
+/// `ingest`, writing the blob into a partial download instead of a new staging file.
+pub fn ingest_resuming<R: Read>(
+    store: &Store,
+    reader: R,
+    expected: &Expected,
+    wanted: Wanted,
+    partial: Option<Partial<'_>>,
+) -> Result<Ingested, IngestError> {
     let name = label(expected);
-    let (mut blob_file, blob_staged) = if wanted.blob {
+    let (mut blob_file, blob_staged) = if wanted.blob && partial.is_none() {
         let (f, s) = store.stage_file()?;
         (Some(f), Some(s))
     } else {
         (None, None)
+    };
+    let (partial_path, skip, mut partial_file) = match partial {
+        Some(p) => (Some(p.path), p.have, Some(p.file)),
+        None => (None, 0, None),
     };
     let layer_staged = if wanted.layer {
         Some(store.stage_dir()?)
@@ -129,7 +156,11 @@ pub fn ingest<R: Read>(
     let mut tee = Tee {
         inner: reader,
         hasher: Hasher::default(),
-        out: blob_file.as_mut(),
+        out: match partial_file.as_mut() {
+            Some(f) => Some(&mut **f),
+            None => blob_file.as_mut(),
+        },
+        skip,
         write_error: None,
     };
     let result = decompress_and_unpack(&mut tee, expected.compression, layer_staged.as_ref());
@@ -183,6 +214,13 @@ pub fn ingest<R: Read>(
         })?;
         drop(f);
         store.commit_blob(staged, &digest)?;
+    }
+    if let (Some(f), Some(path)) = (partial_file, partial_path) {
+        f.sync_data().map_err(|source| IngestError::WriteBlob {
+            digest: name.clone(),
+            source,
+        })?;
+        store.commit_partial(path, &digest)?;
     }
     if let Some(staged) = layer_staged {
         store.commit_layer(staged, &diff_id)?;

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::digest::Digest;
-use crate::ingest::{ingest, Expected, IngestError, Wanted};
+use crate::ingest::{ingest, ingest_resuming, Expected, IngestError, Partial, Wanted};
 use crate::manifest::{
     parse_manifest, Compression, Descriptor, ImageConfig, ManifestError, ManifestKind,
     MAX_CONFIG_BYTES,
@@ -382,40 +382,74 @@ impl LayerJob {
         expected: Expected,
         unpack: bool,
     ) -> Result<crate::ingest::Ingested, PullError> {
-        let mut resp = self
-            .client
-            .open_blob(&self.reference, &self.desc.digest, 0)
-            .await?;
+        let digest = &self.desc.digest;
+        let partial_path = self.store.partial_path(digest);
+        let mut partial = open_partial(&partial_path, self.desc.size);
+        let mut have = partial.as_ref().map_or(0, |(_, h)| *h);
+        let mut resp = self.client.open_blob(&self.reference, digest, have).await?;
+        if have > 0 && !resumes_at(&resp, have) {
+            // The registry sent the whole blob instead of the rest: start over.
+            if let Some((file, h)) = partial.as_mut() {
+                let _ = file.set_len(0);
+                *h = 0;
+            }
+            have = 0;
+        }
         self.progress
             .layer(&self.desc.digest, self.desc.size, LayerEvent::Downloading);
         let (tx, rx) = mpsc::channel::<Bytes>(8);
         let store = self.store.clone();
-        let worker = tokio::task::spawn_blocking(move || {
-            ingest(
-                &store,
-                ChannelReader {
-                    rx,
-                    current: Bytes::new(),
-                },
-                &expected,
-                Wanted {
-                    blob: true,
-                    layer: unpack,
-                },
-            )
+        let network = ChannelReader {
+            rx,
+            current: Bytes::new(),
+        };
+        let wanted = Wanted {
+            blob: true,
+            layer: unpack,
+        };
+        let worker = tokio::task::spawn_blocking(move || match partial {
+            Some((mut file, have)) => {
+                let prefix = std::fs::File::open(&partial_path)
+                    .map_err(|source| StoreError::Io {
+                        op: "open",
+                        path: partial_path.clone(),
+                        source,
+                    })?
+                    .take(have);
+                let result = ingest_resuming(
+                    &store,
+                    prefix.chain(network),
+                    &expected,
+                    wanted,
+                    Some(Partial {
+                        file: &mut file,
+                        path: &partial_path,
+                        have,
+                    }),
+                );
+                // Keep what arrived only when the stream was cut short; anything else
+                // means those bytes are not worth resuming from.
+                let cut_short = matches!(&result, Err(IngestError::SizeMismatch { expected, actual, .. }) if actual < expected);
+                if result.is_err() && !cut_short {
+                    let _ = std::fs::remove_file(&partial_path);
+                }
+                result
+            }
+            None => ingest(&store, network, &expected, wanted),
         });
-        let mut done: u64 = 0;
+        let mut done: u64 = have;
+        self.progress.bytes(digest, done);
         let streamed: Result<(), PullError> = loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
                     done += chunk.len() as u64;
                     if done > self.desc.size {
                         break Err(PullError::Oversized {
-                            digest: self.desc.digest.clone(),
+                            digest: digest.clone(),
                             expected: self.desc.size,
                         });
                     }
-                    self.progress.bytes(&self.desc.digest, done);
+                    self.progress.bytes(digest, done);
                     if tx.send(chunk).await.is_err() {
                         // The worker stopped early; its error says why.
                         break Ok(());
@@ -424,7 +458,7 @@ impl LayerJob {
                 Ok(None) => break Ok(()),
                 Err(source) => {
                     break Err(PullError::Registry(RegistryError::Body {
-                        what: format!("blob {}", self.desc.digest),
+                        what: format!("blob {digest}"),
                         source,
                     }))
                 }
@@ -435,6 +469,39 @@ impl LayerJob {
         streamed?;
         Ok(ingested?)
     }
+}
+
+/// The partial download of a blob, locked for this pull, and how many bytes it holds.
+/// `None` when another pull is downloading the same blob right now (this one then stages
+/// its own copy) or the file cannot be used.
+fn open_partial(path: &std::path::Path, size: u64) -> Option<(std::fs::File, u64)> {
+    let file = std::fs::File::options()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .ok()?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).ok()?;
+    let mut have = file.metadata().ok()?.len();
+    if have >= size {
+        // Complete but never verified (or larger than promised): not a usable prefix.
+        file.set_len(0).ok()?;
+        have = 0;
+    }
+    Some((file, have))
+}
+
+/// Whether a response is the `206 Partial Content` that continues at byte `offset`.
+fn resumes_at(resp: &reqwest::Response, offset: u64) -> bool {
+    resp.status() == reqwest::StatusCode::PARTIAL_CONTENT
+        && resp
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("bytes "))
+            .and_then(|v| v.split('-').next())
+            .and_then(|start| start.parse::<u64>().ok())
+            == Some(offset)
 }
 
 /// Bytes of regular-file data under a directory (for a layer found on disk without a record).

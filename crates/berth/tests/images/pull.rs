@@ -430,3 +430,48 @@ fn docker_schema2_manifests_pull_like_oci_ones() {
         "{pushed}"
     );
 }
+
+#[test]
+fn a_cut_blob_download_resumes_with_a_range_request() {
+    use crate::support::fake_registry::{Behaviour, FakeRegistry};
+    let expect: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("layered.expect.json")).unwrap()).unwrap();
+    // The zstd layer holds a 1 MiB random file: big enough to cut in the middle.
+    let layer = expect["layers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|l| l["index"] == 1)
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fake = FakeRegistry::start(
+        &fixture("layered.oci.tar"),
+        Behaviour {
+            cut: vec![(layer.clone(), 300_000, 1)],
+            ..Behaviour::default()
+        },
+    );
+    let r = fake.reference("x/layered:latest");
+    let b = Berth::new();
+    let err = b.fails(&["pull", &r]);
+    assert!(err.contains(&layer), "{err}");
+    let partial = b.images_dir().join("partial").join(&layer[7..]);
+    assert_eq!(
+        std::fs::metadata(&partial).map(|m| m.len()).ok(),
+        Some(300_000),
+        "the received bytes are kept"
+    );
+
+    b.ok(&["pull", &r]);
+    assert_eq!(
+        fake.count(&format!("GET /v2/x/layered/blobs/{layer} range=300000")),
+        1,
+        "the second pull asks only for the rest"
+    );
+    assert!(!partial.exists(), "the partial file became the blob");
+    let stored = std::fs::read(b.images_dir().join("blobs/sha256").join(&layer[7..])).unwrap();
+    assert_eq!(format!("sha256:{}", sha256_hex(&stored)), layer);
+    assert_eq!(b.store_entries("layers").len(), 4);
+}

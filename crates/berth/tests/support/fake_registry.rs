@@ -18,6 +18,9 @@ pub struct Behaviour {
     pub fail: Vec<(String, u16, usize)>,
     /// Replace the body served for paths containing the key.
     pub replace: Vec<(String, Vec<u8>)>,
+    /// For paths containing the key, promise the whole body but send only this many
+    /// bytes and close the connection, for `count` requests.
+    pub cut: Vec<(String, usize, usize)>,
 }
 
 pub struct FakeRegistry {
@@ -194,6 +197,7 @@ fn serve(
         let method = parts.next().unwrap_or("").to_string();
         let path = parts.next().unwrap_or("").to_string();
         let mut auth = None;
+        let mut range_start: Option<usize> = None;
         loop {
             let mut h = String::new();
             reader.read_line(&mut h)?;
@@ -205,9 +209,19 @@ fn serve(
                 if k.eq_ignore_ascii_case("authorization") {
                     auth = Some(v.trim().to_string());
                 }
+                if k.eq_ignore_ascii_case("range") {
+                    range_start = v
+                        .trim()
+                        .strip_prefix("bytes=")
+                        .and_then(|r| r.strip_suffix('-'))
+                        .and_then(|n| n.parse().ok());
+                }
             }
         }
-        requests.lock().unwrap().push(format!("{method} {path}"));
+        requests.lock().unwrap().push(match range_start {
+            Some(n) => format!("{method} {path} range={n}"),
+            None => format!("{method} {path}"),
+        });
         let b = behaviour.lock().unwrap().clone();
         if path.starts_with("/token") {
             token_requests.fetch_add(1, Ordering::Relaxed);
@@ -279,7 +293,39 @@ fn serve(
             match content.blobs.get(digest) {
                 Some(bytes) => {
                     let body = replaced.unwrap_or_else(|| bytes.clone());
-                    respond(&mut stream, 200, &[], &body)?
+                    let cut = {
+                        let mut guard = behaviour.lock().unwrap();
+                        let mut hit = None;
+                        for (key, keep, count) in guard.cut.iter_mut() {
+                            if path.contains(key.as_str()) && *count > 0 {
+                                *count -= 1;
+                                hit = Some(*keep);
+                                break;
+                            }
+                        }
+                        hit
+                    };
+                    match (range_start, cut) {
+                        (_, Some(keep)) => {
+                            let head = format!(
+                                "HTTP/1.1 200 X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                body.len()
+                            );
+                            stream.write_all(head.as_bytes())?;
+                            stream.write_all(&body[..keep.min(body.len())])?;
+                            return Ok(());
+                        }
+                        (Some(start), None) if start < body.len() => {
+                            let range = format!("bytes {start}-{}/{}", body.len() - 1, body.len());
+                            respond(
+                                &mut stream,
+                                206,
+                                &[("Content-Range", range)],
+                                &body[start..],
+                            )?
+                        }
+                        _ => respond(&mut stream, 200, &[], &body)?,
+                    }
                 }
                 None => respond(
                     &mut stream,

@@ -71,6 +71,13 @@ impl Store {
                 stats.layers_removed += 1;
             }
         }
+        // Partial downloads belong to interrupted pulls; none is running now (the
+        // collector lock excludes them), and a later pull simply starts that blob afresh.
+        let partial_dir = self.root.join("partial");
+        for entry in fs::read_dir(&partial_dir).into_iter().flatten().flatten() {
+            stats.bytes_freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            let _ = fs::remove_file(entry.path());
+        }
         Ok(stats)
     }
 }

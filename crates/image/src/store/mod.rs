@@ -113,7 +113,7 @@ impl Store {
     /// left by processes that no longer exist.
     pub fn open(state_root: &Path) -> Result<Self, StoreError> {
         let root = state_root.join("images");
-        for dir in ["blobs/sha256", "layers", "tmp"] {
+        for dir in ["blobs/sha256", "layers", "tmp", "partial"] {
             let p = root.join(dir);
             fs::create_dir_all(&p).map_err(io_err("create", &p))?;
         }
@@ -219,6 +219,18 @@ impl Store {
         let dest = self.blob_path(d);
         let src = staged.take();
         fs::rename(&src, &dest).map_err(io_err("rename", &dest))
+    }
+
+    /// Where an interrupted download of blob `d` keeps what it received, so the next pull
+    /// asks only for the rest (an HTTP range request).
+    pub fn partial_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("partial").join(d.hex())
+    }
+
+    /// Moves a verified partial download into place as blob `d`.
+    pub fn commit_partial(&self, path: &Path, d: &Digest) -> Result<(), StoreError> {
+        let dest = self.blob_path(d);
+        fs::rename(path, &dest).map_err(io_err("rename", &dest))
     }
 
     pub fn layer_path(&self, diff_id: &Digest) -> PathBuf {
