@@ -236,7 +236,7 @@ pub fn build(input: &SpecInput<'_>) -> Spec {
     } else {
         linux.masked_paths = strings(MASKED);
         linux.readonly_paths = strings(READONLY);
-        linux.seccomp = Some(default_seccomp());
+        linux.seccomp = Some(seccomp_for(&capabilities(c)));
     }
     linux.resources = Some(resources(c));
     spec
@@ -328,6 +328,69 @@ fn device_rules(privileged: bool) -> Vec<DeviceRule> {
     ]
 }
 
+/// Capabilities that give back denied syscalls, as Docker's profile grants them when the
+/// capability is added: a container with CAP_SYS_ADMIN may mount and unshare, one with
+/// CAP_SYS_PTRACE may trace, and so on.
+const UNLOCKED_BY: &[(&str, &[&str])] = &[
+    (
+        "CAP_SYS_ADMIN",
+        &[
+            "mount",
+            "umount",
+            "umount2",
+            "unshare",
+            "setns",
+            "pivot_root",
+            "fsopen",
+            "fsmount",
+            "fsconfig",
+            "fspick",
+            "move_mount",
+            "open_tree",
+            "quotactl",
+            "lookup_dcookie",
+            "name_to_handle_at",
+            "bpf",
+            "perf_event_open",
+        ],
+    ),
+    (
+        "CAP_SYS_PTRACE",
+        &["ptrace", "process_vm_readv", "process_vm_writev", "kcmp"],
+    ),
+    (
+        "CAP_SYS_TIME",
+        &["settimeofday", "stime", "clock_settime", "clock_adjtime"],
+    ),
+    (
+        "CAP_SYS_MODULE",
+        &["init_module", "finit_module", "delete_module"],
+    ),
+    ("CAP_SYS_BOOT", &["reboot"]),
+    ("CAP_SYS_PACCT", &["acct"]),
+    (
+        "CAP_SYS_NICE",
+        &["get_mempolicy", "mbind", "set_mempolicy", "move_pages"],
+    ),
+    ("CAP_SYS_RAWIO", &["iopl", "ioperm"]),
+    ("CAP_BPF", &["bpf"]),
+    ("CAP_PERFMON", &["perf_event_open"]),
+];
+
+/// The default filter for a container holding `caps`.
+pub fn seccomp_for(caps: &[String]) -> Seccomp {
+    let unlocked: Vec<&str> = UNLOCKED_BY
+        .iter()
+        .filter(|(cap, _)| caps.iter().any(|c| c == cap))
+        .flat_map(|(_, calls)| calls.iter().copied())
+        .collect();
+    let mut filter = default_seccomp();
+    for rule in &mut filter.syscalls {
+        rule.names.retain(|n| !unlocked.contains(&n.as_str()));
+    }
+    filter
+}
+
 pub fn default_seccomp() -> Seccomp {
     Seccomp {
         default_action: "SCMP_ACT_ALLOW".into(),
@@ -347,6 +410,19 @@ pub fn default_seccomp() -> Seccomp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn added_capabilities_give_back_their_syscalls() {
+        let denied = |caps: &[&str]| -> Vec<String> {
+            let caps: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+            seccomp_for(&caps).syscalls[0].names.clone()
+        };
+        assert!(denied(&[]).contains(&"mount".to_string()));
+        assert!(!denied(&["CAP_SYS_ADMIN"]).contains(&"mount".to_string()));
+        assert!(denied(&["CAP_SYS_ADMIN"]).contains(&"ptrace".to_string()));
+        assert!(!denied(&["CAP_SYS_PTRACE"]).contains(&"ptrace".to_string()));
+        assert!(denied(&["CAP_SYS_PTRACE"]).contains(&"reboot".to_string()));
+    }
 
     #[test]
     fn memory_cpu_and_pids_become_cgroup_limits() {

@@ -442,6 +442,18 @@ fn default_security_and_privileged() {
         "unshare -n true && echo allowed",
     ]);
     assert_eq!(out, "allowed\n");
+    // Adding CAP_SYS_ADMIN gives back the syscalls it guards, as in Docker.
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "SYS_ADMIN",
+        "busybox",
+        "sh",
+        "-c",
+        "unshare -n true && echo allowed",
+    ]);
+    assert_eq!(out, "allowed\n");
 }
 
 #[test]
