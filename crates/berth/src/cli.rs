@@ -66,6 +66,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
+    /// Attach to a running container's output (its exit code becomes ours)
+    Attach(ContainerArg),
     /// Block until one or more containers stop, then print their exit codes
     Wait(ContainersArgs),
     /// Rename a container
@@ -154,6 +156,8 @@ pub enum ContainerCommand {
     Logs(LogsArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
+    /// Attach to a running container's output (its exit code becomes ours)
+    Attach(ContainerArg),
     /// Block until one or more containers stop, then print their exit codes
     Wait(ContainersArgs),
     /// Display detailed information on one or more containers

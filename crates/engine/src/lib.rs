@@ -3,6 +3,7 @@
 //! Each running container has its own small supervisor process (`supervisor`), like
 //! Podman's conmon; the CLI is a thin layer over this crate.
 
+pub mod attach;
 pub mod bundle;
 pub mod caps;
 pub mod cp;

@@ -323,8 +323,11 @@ impl Engine {
         self.containers.save_state(id, &st)?;
         status.say(&format!("started {pid}"));
 
+        // Attach clients are a convenience: without the socket the container still runs.
+        let mut attach_server = crate::attach::AttachServer::bind(&self.run_root, id).ok();
         let mut pump = Pump {
             log: &mut log,
+            attach: attach_server.as_mut(),
             forward: attached,
             follow_size: false,
             last_size: None,
@@ -360,6 +363,9 @@ impl Engine {
         st.pid = None;
         st.published.clear();
         self.containers.save_state(id, &st)?;
+        if let Some(a) = attach_server.as_mut() {
+            a.exited(code);
+        }
         Ok(code)
     }
 
@@ -446,6 +452,8 @@ fn copy_window_size(master: BorrowedFd<'_>) -> Option<rustix::termios::Winsize> 
 /// Moves output from the container to the log (and to the attached terminal).
 struct Pump<'a> {
     log: &'a mut LogWriter,
+    /// Clients of `berth attach`.
+    attach: Option<&'a mut crate::attach::AttachServer>,
     forward: bool,
     /// Give the pty the attached terminal's size (tty mode).
     follow_size: bool,
@@ -466,6 +474,9 @@ fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
 impl Pump<'_> {
     fn emit(&mut self, stream: Stream, data: &[u8]) {
         let _ = self.log.write(stream, data);
+        if let Some(a) = self.attach.as_mut() {
+            a.output(stream, data);
+        }
         if self.forward {
             let ok = match stream {
                 Stream::Stdout => std::io::stdout()
@@ -534,6 +545,11 @@ impl Pump<'_> {
             if code.is_none() {
                 fds.push(PollFd::new(pidfd, PollFlags::IN));
             }
+            let listener = self.attach.as_ref().map(|a| a.fd().as_raw_fd());
+            let listener_fd = self.attach.as_ref().map(|a| a.fd());
+            if let Some(fd) = listener_fd {
+                fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+            }
             let timeout = rustix::event::Timespec {
                 tv_sec: 0,
                 tv_nsec: 200_000_000,
@@ -547,8 +563,13 @@ impl Pump<'_> {
                 .filter(|f| !f.revents().is_empty())
                 .map(|f| f.as_fd().as_raw_fd())
                 .collect();
+            drop(fds);
             for fd in ready {
-                if fd == pidfd.as_raw_fd() {
+                if Some(fd) == listener {
+                    if let Some(a) = self.attach.as_mut() {
+                        a.accept();
+                    }
+                } else if fd == pidfd.as_raw_fd() {
                     code = Some(Self::reap(pid)?);
                     deadline = Some(Instant::now() + Duration::from_secs(2));
                 } else if let Some(i) = outputs.iter().position(|(o, _)| o.as_raw_fd() == fd) {

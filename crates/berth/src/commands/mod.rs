@@ -92,6 +92,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => {
             container::exec(&ctx, a)
         }
+        Command::Attach(a) | Command::Container(ContainerCommand::Attach(a)) => {
+            container::attach(&ctx, a)
+        }
         Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => {
             container::wait(&ctx, a)
         }

@@ -666,3 +666,33 @@ fn stats_samples_once_or_streams_and_top_lists_processes() {
     let top = b.ok(&["top", "busy"]);
     assert!(top.contains("while true"), "{top}");
 }
+
+#[test]
+fn attach_follows_output_and_returns_the_exit_code() {
+    let b = with_busybox();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "chatty",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.5; for i in 1 2 3; do echo tick $i; echo tock $i >&2; sleep 0.2; done; exit 6",
+    ]);
+    let out = b.run(&["attach", "chatty"]);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("tick 3"),
+        "{out:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("tock 3"),
+        "{out:?}"
+    );
+    let err = b.fails(&["attach", "chatty"]);
+    assert!(
+        err.contains("cannot attach to a stopped container"),
+        "{err}"
+    );
+}

@@ -19,6 +19,10 @@ extern "C" fn forward(sig: libc::c_int) {
 }
 
 /// Forwards the usual termination signals to `pid` (Docker's `--sig-proxy`).
+pub fn forward_signals_to(pid: i32) {
+    proxy_signals(pid);
+}
+
 fn proxy_signals(pid: i32) {
     TARGET.store(pid, Ordering::Relaxed);
     for sig in [

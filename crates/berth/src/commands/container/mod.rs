@@ -82,6 +82,33 @@ pub fn restart(ctx: &Ctx, args: StopArgs) -> Result<ExitCode> {
     })
 }
 
+/// `attach`: the running container's output (and its exit code), with signals forwarded.
+pub fn attach(ctx: &Ctx, args: ContainerArg) -> Result<ExitCode> {
+    let engine = engine(ctx)?;
+    let id = engine.containers.resolve(&args.container)?;
+    let (config, state) = engine.load(&id)?;
+    let (berth_engine::state::Status::Running, Some(pid)) = (state.status, state.pid) else {
+        anyhow::bail!(
+            "attach {}: you cannot attach to a stopped container, start it first",
+            config.name
+        );
+    };
+    attach::forward_signals_to(pid);
+    let path = berth_engine::attach::socket_path(&engine.run_root, &id);
+    let code = berth_engine::attach::follow(&path, &mut std::io::stdout(), &mut std::io::stderr())
+        .with_context(|| format!("attach {}", config.name))?;
+    match code {
+        Some(c) => Ok(ExitCode::from(c.clamp(0, 255) as u8)),
+        None => {
+            // The supervisor went away: report what the state says.
+            let (_, after) = engine.load(&id)?;
+            Ok(ExitCode::from(
+                after.exit_code.unwrap_or(0).clamp(0, 255) as u8
+            ))
+        }
+    }
+}
+
 pub fn pause(ctx: &Ctx, args: ContainersArgs, pause: bool) -> Result<ExitCode> {
     let engine = engine(ctx)?;
     each(
