@@ -32,6 +32,11 @@ fn runtime_binary_cannot_be_overwritten_from_container() {
         "-c",
         attack,
     ]);
+    // The attack must hold its handle while pid 1 is still the runtime's init: start only
+    // once it has looked (exec --detach returns before the shell has run a command).
+    super::harness::eventually("the attack to look at pid 1", || {
+        std::fs::metadata(b.rootfs().join("pid1-was")).is_ok_and(|m| m.len() > 0)
+    });
     runc.ok(&["start", &id]);
     super::harness::eventually("the attack to finish", || {
         std::fs::read_to_string(b.rootfs().join("attack-out")).is_ok_and(|s| s.contains("done"))
