@@ -76,7 +76,7 @@ pub enum Command {
     Port(PortArgs),
     /// Display the running processes of a container
     Top(TopArgs),
-    /// Display a sample of containers' resource usage
+    /// Display containers' resource usage (refreshed every second; --no-stream: once)
     Stats(StatsArgs),
     /// Copy files between a container and the host (CONTAINER:PATH)
     Cp(CpArgs),
@@ -116,7 +116,7 @@ pub enum Command {
     Save(SaveArgs),
     /// Load images from a tar archive or stdin
     Load(LoadArgs),
-    /// Return low-level information on images
+    /// Return low-level information on containers and images
     Inspect(InspectArgs),
     /// Log in to a registry
     Login(LoginArgs),
@@ -168,7 +168,7 @@ pub enum ContainerCommand {
     Port(PortArgs),
     /// Display the running processes of a container
     Top(TopArgs),
-    /// Display a sample of containers' resource usage
+    /// Display containers' resource usage (refreshed every second; --no-stream: once)
     Stats(StatsArgs),
     /// Copy files between a container and the host (CONTAINER:PATH)
     Cp(CpArgs),
