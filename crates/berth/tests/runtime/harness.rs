@@ -112,26 +112,12 @@ impl Runc {
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "berth-runc {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        crate::support::expect_success(&format!("berth-runc {args:?}"), &self.run(args))
     }
 
     /// Asserts failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            !out.status.success(),
-            "berth-runc {args:?} succeeded but should have failed:\nstdout: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        crate::support::expect_failure(&format!("berth-runc {args:?}"), &self.run(args))
     }
 
     pub fn state(&self, id: &str) -> Value {

@@ -156,26 +156,12 @@ impl Berth {
 
     /// Runs berth, asserts success, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "berth {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        expect_success(&format!("berth {args:?}"), &self.run(args))
     }
 
     /// Runs berth, asserts failure, returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            !out.status.success(),
-            "berth {args:?} succeeded but should have failed:\nstdout: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        expect_failure(&format!("berth {args:?}"), &self.run(args))
     }
 
     /// Loads a fixture archive and tags it; returns the image id.
@@ -319,6 +305,28 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Asserts that a command (`what`) succeeded; returns its stdout.
+pub fn expect_success(what: &str, out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts that a command (`what`) failed; returns its stderr.
+pub fn expect_failure(what: &str, out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "{what} succeeded but should have failed:\nstdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Lazily unmounts every mount point below `root`, deepest first.

@@ -77,15 +77,7 @@ impl VmEnv {
 
     /// Runs berth, asserts success, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "berth {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        crate::support::expect_success(&format!("berth {args:?}"), &self.run(args))
     }
 
     /// Runs berth, asserts it fails with exactly one line on stderr; returns that line.
