@@ -118,6 +118,23 @@ impl ImageIndex {
     /// Finds an image the way `docker image inspect` does: a reference (`nginx`,
     /// `nginx:1`, `name@sha256:..`), a full id (`sha256:...`) or a unique id prefix.
     pub fn resolve(&self, name: &str) -> Option<&ImageRecord> {
+        // A tag first (an image may be called `cafe`), then a full id or unique prefix.
+        if let Ok(r) = name.parse::<Reference>() {
+            if let Some(d) = &r.digest {
+                let wanted = format!("{}@{d}", r.name());
+                return self
+                    .images
+                    .values()
+                    .find(|img| img.repo_digests.contains(&wanted) || img.manifest == *d);
+            }
+            if let Some(img) = self
+                .tags
+                .get(&r.to_string())
+                .and_then(|id| self.images.get(id))
+            {
+                return Some(img);
+            }
+        }
         let id_like = name.strip_prefix("sha256:").unwrap_or(name);
         if id_like.len() >= 4 && id_like.bytes().all(|b| b.is_ascii_hexdigit()) {
             let mut hits = self
@@ -128,15 +145,39 @@ impl ImageIndex {
                 return Some(hit);
             }
         }
-        let r: Reference = name.parse().ok()?;
-        if let Some(d) = &r.digest {
-            let wanted = format!("{}@{d}", r.name());
-            return self
-                .images
-                .values()
-                .find(|img| img.repo_digests.contains(&wanted) || img.manifest == *d);
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(hex_start: &str) -> ImageRecord {
+        let hex = format!("{hex_start}{}", "0".repeat(64 - hex_start.len()));
+        ImageRecord {
+            id: Digest::from_hex(&hex).unwrap(),
+            manifest: Digest::of(hex.as_bytes()),
+            manifest_media_type: String::new(),
+            repo_digests: Vec::new(),
+            layers: Vec::new(),
+            created: None,
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            added: 0,
         }
-        let id = self.tags.get(&r.to_string())?;
-        self.images.get(id)
+    }
+
+    #[test]
+    fn a_tag_wins_over_an_id_prefix_that_looks_the_same() {
+        let mut idx = ImageIndex::default();
+        let tagged = record("1111");
+        let other = record("cafe");
+        idx.insert(tagged.clone(), Some(&"cafe".parse().unwrap()));
+        idx.insert(other.clone(), None);
+        assert_eq!(idx.resolve("cafe").unwrap().id, tagged.id);
+        assert_eq!(idx.resolve("cafe0").unwrap().id, other.id);
+        assert_eq!(idx.resolve(&other.id.to_string()).unwrap().id, other.id);
+        assert!(idx.resolve("beef").is_none());
     }
 }

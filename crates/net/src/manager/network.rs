@@ -372,20 +372,22 @@ mod tests {
 
     #[test]
     fn remove_and_prune() {
+        // Names that are not hex: a lookup of a removed name must not fall through to
+        // another network's id prefix.
         let (net, dp, _root) = fake::net("remove");
-        let a = net.create(NetworkConfig::new("a")).unwrap();
-        net.create(NetworkConfig::new("b")).unwrap();
-        net.create(NetworkConfig::new("c")).unwrap();
-        net.remove("a").unwrap();
+        let a = net.create(NetworkConfig::new("net-a")).unwrap();
+        net.create(NetworkConfig::new("net-b")).unwrap();
+        net.create(NetworkConfig::new("net-c")).unwrap();
+        net.remove("net-a").unwrap();
         assert!(dp
             .calls
             .lock()
             .unwrap()
             .contains(&format!("delete br-{}", &a.id[..12])));
-        assert!(matches!(net.get("a"), Err(NetError::NotFound(_))));
+        assert!(matches!(net.get("net-a"), Err(NetError::NotFound(_))));
         let mut pruned = net.prune().unwrap();
         pruned.sort();
-        assert_eq!(pruned, ["b", "c"]);
+        assert_eq!(pruned, ["net-b", "net-c"]);
         assert_eq!(net.list().unwrap().len(), 3);
     }
 
