@@ -162,29 +162,8 @@ pub fn is_mountpoint(path: &Path) -> bool {
     info.lines().any(|l| {
         l.split(' ')
             .nth(4)
-            .is_some_and(|m| unescape_mountinfo(m) == target)
+            .is_some_and(|m| berth_runtime::cgroups::unescape_mountinfo(m) == target)
     })
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    // mountinfo writes space, tab, newline and backslash as \ooo octal.
-    let mut out = String::with_capacity(s.len());
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v as char);
-            i += 4;
-        } else {
-            out.push(b[i] as char);
-            i += 1;
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -194,10 +173,5 @@ mod tests {
     #[test]
     fn escapes_separators() {
         assert_eq!(escape(Path::new("/a,b:c")), "/a\\,b\\:c");
-    }
-
-    #[test]
-    fn mountinfo_octal_is_decoded() {
-        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
     }
 }

@@ -71,7 +71,7 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StoreErro
 }
 
 /// An flock held until dropped.
-pub struct Lock(#[allow(dead_code)] File);
+pub struct Lock(#[allow(dead_code, reason = "held only for its flock, released on drop")] File);
 
 #[derive(Debug, Clone)]
 pub struct ContainerStore {

@@ -170,8 +170,8 @@ impl Layout {
             if l.len() < 5 || r.len() < 3 {
                 continue;
             }
-            let root = unescape(l[3]);
-            let mountpoint = PathBuf::from(unescape(l[4]));
+            let root = unescape_mountinfo(l[3]);
+            let mountpoint = PathBuf::from(unescape_mountinfo(l[4]));
             match r[0] {
                 "cgroup" => {
                     let controllers: Vec<String> = r[2]
@@ -226,8 +226,9 @@ impl Layout {
     }
 }
 
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape(s: &str) -> String {
+/// A path field of /proc/self/mountinfo, decoded: the kernel escapes space, tab, newline
+/// and backslash as `\ooo` octal. The container engine uses it too.
+pub fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(s.len());
     let b = s.as_bytes();
     let mut i = 0;
@@ -702,7 +703,7 @@ mod tests {
 
     #[test]
     fn mountinfo_octal_escapes_are_decoded() {
-        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
     }
 
     #[test]
