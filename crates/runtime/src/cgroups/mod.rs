@@ -226,6 +226,26 @@ impl Layout {
     }
 }
 
+/// Calls `reached` every 2 ms until it says the freezer is where it should be, for at most
+/// 10 s (freezing waits for every task of the cgroup to stop). Shared by v1 and v2.
+fn wait_for_freezer(
+    dir: &Path,
+    mut reached: impl FnMut() -> Result<bool, CgroupError>,
+) -> Result<(), CgroupError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if reached()? {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(CgroupError::FreezeTimeout {
+                path: dir.to_path_buf(),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// A path field of /proc/self/mountinfo, decoded: the kernel escapes space, tab, newline
 /// and backslash as `\ooo` octal. The container engine uses it too.
 pub fn unescape_mountinfo(s: &str) -> String {

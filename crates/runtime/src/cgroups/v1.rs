@@ -2,7 +2,6 @@
 //! per controller.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use super::{read, write, CgroupError, CgroupState};
 use crate::spec::{DeviceRule, Resources, ThrottleDevice};
@@ -221,19 +220,10 @@ pub(super) fn apply(state: &CgroupState, r: &Resources) -> Result<(), CgroupErro
 
 pub(super) fn freeze(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
     let want = if frozen { "FROZEN" } else { "THAWED" };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    super::wait_for_freezer(dir, || {
         write(dir, "freezer.state", want)?;
-        if read(dir, "freezer.state")?.trim() == want {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(CgroupError::FreezeTimeout {
-                path: dir.to_path_buf(),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+        Ok(read(dir, "freezer.state")?.trim() == want)
+    })
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 //! memory+swap to `memory.swap.max`).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use super::{read, write, CgroupError};
 use crate::spec::{HugepageLimit, Resources, ThrottleDevice};
@@ -161,21 +160,11 @@ pub(super) fn apply(dir: &Path, r: &Resources) -> Result<(), CgroupError> {
 pub(super) fn freeze(dir: &Path, frozen: bool) -> Result<(), CgroupError> {
     write(dir, "cgroup.freeze", if frozen { "1" } else { "0" })?;
     let want = if frozen { "frozen 1" } else { "frozen 0" };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if read(dir, "cgroup.events")?
+    super::wait_for_freezer(dir, || {
+        Ok(read(dir, "cgroup.events")?
             .lines()
-            .any(|l| l.trim() == want)
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(CgroupError::FreezeTimeout {
-                path: dir.to_path_buf(),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+            .any(|l| l.trim() == want))
+    })
 }
 
 #[cfg(test)]
